@@ -1,0 +1,80 @@
+"""The ASGI application: lifespan-owned pool, /graphql, health checks."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from api.graphql_http import GraphQLEndpoint
+from api.schema import schema
+from cdm.settings import Settings, load_settings
+from sql import migrate
+from sql.database import create_pool, resolve_database_url
+
+_log = logging.getLogger("cdm.api")
+
+
+async def healthz(_request: Request) -> JSONResponse:
+    """The process is up."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """The database answers and its schema is current."""
+    try:
+        async with request.app.state.pool.acquire(timeout=2) as conn:
+            missing = await migrate.pending(conn)
+    except Exception as exc:  # any failure here means "not ready", with the reason logged
+        _log.warning("readiness check failed: %r", exc)
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    if missing:
+        names = [f"{m.version:04d}_{m.name}" for m in missing]
+        return JSONResponse(
+            {"status": "unavailable", "database": "ok", "pendingMigrations": names},
+            status_code=503,
+        )
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+def create_app(settings: Settings, database_url: str | None = None) -> Starlette:
+    """The app for `settings`; `database_url` overrides the settings' (and the embedded one)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        url = database_url or await resolve_database_url(settings.database_url, settings.data_dir)
+        pool = await create_pool(
+            url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+        )
+        try:
+            async with pool.acquire() as conn:
+                missing = await migrate.pending(conn)
+            if missing:
+                raise migrate.MigrationError(
+                    f"{len(missing)} migration(s) not applied; run `cdm db migrate` first"
+                )
+            app.state.pool = pool
+            app.state.settings = settings
+            yield
+        finally:
+            await pool.close()
+
+    endpoint = GraphQLEndpoint(schema, graphiql=settings.graphiql)
+    return Starlette(
+        routes=[
+            Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def app_from_environment() -> Starlette:
+    """App factory for server workers: settings (and database URL) from the environment."""
+    return create_app(load_settings())

@@ -1,0 +1,174 @@
+"""The /graphql endpoint, following the GraphQL-over-HTTP specification.
+
+Our own thin endpoint instead of strawberry's view: it caches parsed and validated documents
+(most traffic repeats a handful of queries), runs graphql-core directly on strawberry's
+schema, and encodes with orjson. Media types and status codes follow the spec:
+``application/graphql-response+json`` when the client accepts it (request errors are 4xx),
+``application/json`` for legacy clients (request errors are 200 with ``errors``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from inspect import isawaitable
+from typing import Any
+
+import orjson
+import strawberry
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    OperationType,
+    execute,
+    get_operation_ast,
+    parse,
+    validate,
+)
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from strawberry.http.ides import get_graphql_ide_html
+
+from api.context import Context
+from api.errors import format_error, request_error
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+MAX_QUERY_LENGTH = 100_000
+_NO_CACHE = {"Cache-Control": "no-store"}
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The response media type for an Accept header, or None if we can serve none it allows."""
+    if not accept:
+        return JSON  # the spec's rule for clients that do not say
+    accepted = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]
+    if GRAPHQL_RESPONSE in accepted:
+        return GRAPHQL_RESPONSE
+    if JSON in accepted or "application/*" in accepted or "*/*" in accepted:
+        return JSON
+    return None
+
+
+class GraphQLEndpoint:
+    """An ASGI-friendly Starlette endpoint serving one strawberry schema."""
+
+    def __init__(self, schema: strawberry.Schema, *, graphiql: bool, cache_size: int = 512) -> None:
+        self._schema = schema._schema  # the graphql-core schema strawberry built
+        self._graphiql = graphiql
+        self._prepare = lru_cache(maxsize=cache_size)(self._parse_and_validate)
+
+    def _parse_and_validate(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError]]:
+        try:
+            document = parse(query)
+        except GraphQLError as error:
+            return None, [error]
+        return document, validate(self._schema, document)
+
+    def _reply(
+        self, body: dict[str, Any], media: str, status: int = 200, headers: dict | None = None
+    ) -> Response:
+        return Response(
+            orjson.dumps(body), status_code=status, media_type=media,
+            headers={**_NO_CACHE, **(headers or {})},
+        )  # fmt: skip
+
+    def _bad_request(self, message: str, media: str, status: int = 400) -> Response:
+        return self._reply(request_error(message), media, status)
+
+    async def handle(self, request: Request) -> Response:
+        """Serve one GraphQL request (GET for queries, POST for anything)."""
+        accept = request.headers.get("accept")
+        if (
+            request.method == "GET"
+            and self._graphiql
+            and "query" not in request.query_params
+            and "text/html" in (accept or "")
+        ):
+            return HTMLResponse(get_graphql_ide_html("graphiql"))
+        media = negotiate(accept)
+        if media is None:
+            return Response(
+                f"can only answer with {GRAPHQL_RESPONSE} or {JSON}; adjust the Accept header",
+                status_code=406, media_type="text/plain",
+            )  # fmt: skip
+        # Request errors are 4xx under the new media type, 200 under the legacy one.
+        request_status = 400 if media == GRAPHQL_RESPONSE else 200
+        params = await self._params(request, media)
+        if isinstance(params, Response):
+            return params
+        query, variables, operation_name = params
+
+        document, errors = self._prepare(query)
+        if errors:
+            body = {"errors": [format_error(e) for e in errors]}
+            return self._reply(body, media, request_status)
+        assert document is not None
+        operation = get_operation_ast(document, operation_name)
+        if operation is None:
+            message = (
+                f"no operation named {operation_name!r} in the document"
+                if operation_name else "the document has several operations: set operationName"
+            )  # fmt: skip
+            return self._bad_request(message, media, request_status)
+        if request.method == "GET" and operation.operation is not OperationType.QUERY:
+            return Response(
+                orjson.dumps(request_error("only queries may be sent with GET; use POST")),
+                status_code=405, media_type=media, headers={"Allow": "POST"},
+            )  # fmt: skip
+
+        state = request.app.state
+        context = Context.for_request(state.pool, state.settings)
+        result = execute(
+            self._schema, document, context_value=context,
+            variable_values=variables, operation_name=operation_name,
+        )  # fmt: skip
+        if isawaitable(result):
+            result = await result
+        body: dict[str, Any] = {}
+        status = 200
+        if result.errors:
+            body["errors"] = [format_error(e) for e in result.errors]
+            if result.data is None and all(e.path is None for e in result.errors):
+                # Variables that do not fit the operation: no execution happened.
+                status = request_status
+        if status == 200:
+            body["data"] = result.data
+        headers = {}
+        if state.settings.expose_statement_count:
+            headers["X-SQL-Statements"] = str(context.db.statements)
+        return self._reply(body, media, status, headers)
+
+    async def _params(
+        self, request: Request, media: str
+    ) -> tuple[str, dict[str, Any] | None, str | None] | Response:
+        if request.method == "GET":
+            raw: Any = dict(request.query_params)
+            if "variables" in raw:
+                try:
+                    raw["variables"] = orjson.loads(raw["variables"])
+                except orjson.JSONDecodeError:
+                    return self._bad_request("`variables` is not valid JSON", media)
+        else:
+            content_type = request.headers.get("content-type", "")
+            if content_type.split(";", 1)[0].strip().lower() != JSON:
+                return self._bad_request(
+                    "send the request body as application/json", media, status=415
+                )
+            try:
+                raw = orjson.loads(await request.body())
+            except orjson.JSONDecodeError:
+                return self._bad_request("the request body is not valid JSON", media)
+        if not isinstance(raw, dict):
+            return self._bad_request("the request body must be a JSON object", media)
+        query = raw.get("query")
+        variables = raw.get("variables")
+        operation_name = raw.get("operationName")
+        if not isinstance(query, str) or not query.strip():
+            return self._bad_request("`query` must be a non-empty string", media)
+        if len(query) > MAX_QUERY_LENGTH:
+            return self._bad_request(f"`query` is longer than {MAX_QUERY_LENGTH} characters", media)
+        if variables is not None and not isinstance(variables, dict):
+            return self._bad_request("`variables` must be a JSON object", media)
+        if operation_name is not None and not isinstance(operation_name, str):
+            return self._bad_request("`operationName` must be a string", media)
+        return query, variables, operation_name

@@ -1,0 +1,1 @@
+"""CDM composition root: settings, logging and the `cdm` command line."""

@@ -1,0 +1,183 @@
+"""`cdm`: serve the API, manage the database schema, seed synthetic data."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cdm.cli.errors import CliError, describe, fail, run
+from cdm.settings import Settings, load_settings
+from sql import migrate
+from sql.database import connect, resolve_database_url
+
+app = typer.Typer(
+    help="CDM: a customer database with a GraphQL API.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema: apply and inspect migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        settings = load_settings(**overrides)
+    except ValidationError as exc:
+        fail(describe(exc))
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return settings
+
+
+async def _migrate(settings: Settings) -> tuple[str, list[migrate.Migration]]:
+    url = await resolve_database_url(settings.database_url, settings.data_dir)
+    conn = await connect(url)
+    try:
+        return url, await migrate.migrate(conn)
+    finally:
+        await conn.close()
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations (safe to run again, and from several processes at once)."""
+    settings = _settings()
+    _, applied = run(_migrate, settings)
+    if not applied:
+        console.print("Database schema is up to date.")
+    for m in applied:
+        console.print(f"applied {m.version:04d}_{m.name}")
+
+
+async def _status(settings: Settings) -> list[migrate.MigrationState]:
+    url = await resolve_database_url(settings.database_url, settings.data_dir)
+    conn = await connect(url)
+    try:
+        return await migrate.status(conn)
+    finally:
+        await conn.close()
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """List migrations and whether each is applied."""
+    states = run(_status, _settings())
+    table = Table("version", "name", "applied at (UTC)")
+    for s in states:
+        applied = s.applied_at.strftime("%Y-%m-%d %H:%M:%S") if s.applied_at else "[yellow]pending"
+        table.add_row(f"{s.migration.version:04d}", s.migration.name, applied)
+    console.print(table)
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise CliError(
+                f"cannot listen on {host}:{port} ({exc.strerror}); is another server using "
+                "it? Choose another with --port or CDM_PORT"
+            ) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind [env CDM_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env CDM_PORT].")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes [env CDM_WORKERS].")
+    ] = None,
+) -> None:
+    """Serve the GraphQL API (GraphiQL at /graphql), applying pending migrations first."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _settings(host=host, port=port, workers=workers)
+    try:
+        _check_port_free(settings.host, settings.port)
+    except CliError as exc:
+        fail(str(exc))
+    url, applied = run(_migrate, settings)
+    for m in applied:
+        console.print(f"applied migration {m.version:04d}_{m.name}")
+    console.print(f"GraphQL API on http://{settings.host}:{settings.port}/graphql")
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.value,
+        "timeout_graceful_shutdown": 10,
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings, url), **common)  # type: ignore[arg-type]
+    else:
+        # Workers are fresh processes: hand them the resolved URL (the embedded server stays
+        # owned by this process and stops when it exits).
+        os.environ["CDM_DATABASE_URL"] = url
+        uvicorn.run(
+            "api.app:app_from_environment", factory=True, workers=settings.workers, **common
+        )  # type: ignore[arg-type]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
+    )  # fmt: skip
+
+
+@app.command()
+def seed(
+    customers: Annotated[int, typer.Option(min=1, help="How many customers to add.")] = 10_000,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed: same seed, same data.")] = 42,
+    now: Annotated[
+        datetime | None,
+        typer.Option(help="Reference time the history ends at (UTC). Default: today 00:00 UTC."),
+    ] = None,
+) -> None:
+    """Add realistic synthetic customers, products, purchases, interactions and consents."""
+    from datetime import UTC
+
+    from ingestion.seed import default_now, seed_database
+
+    settings = _settings()
+    reference = now.replace(tzinfo=now.tzinfo or UTC) if now else default_now()
+
+    async def go() -> object:
+        url, _ = await _migrate(settings)
+        conn = await connect(url)
+        try:
+            with _progress() as bar:
+                task = bar.add_task("seeding", total=customers, rate="")
+                started = datetime.now(UTC)
+
+                def advance(done: int) -> None:
+                    seconds = max((datetime.now(UTC) - started).total_seconds(), 1e-6)
+                    bar.update(task, completed=done, rate=f"{done / seconds:,.0f} customers/s")
+
+                return await seed_database(
+                    conn, customers=customers, seed=seed, now=reference, progress=advance
+                )
+        finally:
+            await conn.close()
+
+    report = run(go)
+    console.print(report)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

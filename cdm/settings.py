@@ -1,0 +1,69 @@
+"""Settings, read once from ``CDM_*`` environment variables (and an optional ``.env``)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LogLevel(StrEnum):
+    """Log levels accepted by ``CDM_LOG_LEVEL``."""
+
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class Settings(BaseSettings):
+    """Everything CDM can be configured with. Frozen: build a new one to change a value."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CDM_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL. Unset: CDM runs its own embedded PostgreSQL in the data dir.",
+    )
+    data_dir: Path = Field(
+        default=Path(".cdm"), description="Where the embedded database and local state live."
+    )
+    host: str = Field(default="127.0.0.1", description="Address `cdm serve` binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `cdm serve` listens on.")
+    workers: int = Field(default=1, ge=1, le=64, description="Server worker processes.")
+    log_level: LogLevel = Field(default=LogLevel.INFO, description="Log verbosity.")
+    pool_min_size: int = Field(default=2, ge=0, description="Connections kept open per worker.")
+    pool_max_size: int = Field(default=10, ge=1, description="Most connections per worker.")
+    max_page_size: int = Field(
+        default=100, ge=1, le=10_000, description="Largest `first` a list field accepts."
+    )
+    graphiql: bool = Field(default=True, description="Serve the GraphiQL IDE on GET /graphql.")
+    expose_statement_count: bool = Field(
+        default=False, description="Send each response's SQL statement count (X-SQL-Statements)."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "must be a postgresql:// URL, e.g. postgresql://user:pass@host:5432/db"
+            )
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Resolved once so every process (server workers, CLI) agrees on the same directory.
+        return value.expanduser().resolve()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; keyword overrides win (used by the CLI options)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

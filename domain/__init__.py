@@ -1,0 +1,1 @@
+"""The customer database's model and rules: pure Python, no I/O, imports none of our layers."""

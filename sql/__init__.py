@@ -1,0 +1,1 @@
+"""The PostgreSQL adapter: migrations, named queries, the pool and repositories."""

@@ -1,0 +1,88 @@
+-- name: customers_by_ids
+SELECT c.id, c.first_name, c.last_name, c.email, c.phone, c.country, c.birth_date,
+       c.created_at, c.updated_at
+  FROM customers c
+ WHERE c.id = ANY ($1::bigint[]);
+
+-- name: customer_ids_by_external_id
+-- External ids of any source (when the caller does not name one).
+SELECT DISTINCT customer_id
+  FROM identities
+ WHERE value = $1 AND kind = 'external_id'
+ LIMIT 2;
+
+-- name: customer_ids_by_source_external_id
+SELECT customer_id
+  FROM identities
+ WHERE kind = 'external_id' AND source = $1 AND value = $2;
+
+-- name: identities_by_customer_ids
+SELECT id, customer_id, kind, source, value, created_at
+  FROM identities
+ WHERE customer_id = ANY ($1::bigint[])
+ ORDER BY customer_id, kind, source, id;
+
+-- name: current_consents_by_customer_ids
+SELECT DISTINCT ON (customer_id, purpose)
+       customer_id, purpose, granted, source, recorded_at
+  FROM consents
+ WHERE customer_id = ANY ($1::bigint[])
+ ORDER BY customer_id, purpose, recorded_at DESC, id DESC;
+
+-- name: purchase_summaries_by_customer_ids
+SELECT customer_id, purchase_count, order_count, total_spend, first_purchase_at,
+       last_purchase_at, distinct_products, distinct_categories, currencies
+  FROM customer_purchase_stats
+ WHERE customer_id = ANY ($1::bigint[]);
+
+-- name: purchases_page_by_customer_ids
+-- Per customer, the newest purchases of a window: $2/$3 bound the time, ($4, $5) is the
+-- keyset cursor (purchased_at, id) of the last row seen, $6 the rows to return.
+SELECT p.id, p.customer_id, p.product_id, p.order_ref, p.quantity, p.unit_price, p.amount,
+       p.currency, p.channel, p.purchased_at, p.source, p.external_id
+  FROM unnest($1::bigint[]) AS k(customer_id)
+ CROSS JOIN LATERAL (
+       SELECT *
+         FROM purchases p
+        WHERE p.customer_id = k.customer_id
+          AND ($2::timestamptz IS NULL OR p.purchased_at >= $2)
+          AND ($3::timestamptz IS NULL OR p.purchased_at < $3)
+          AND ($4::timestamptz IS NULL OR (p.purchased_at, p.id) < ($4, $5::bigint))
+        ORDER BY p.purchased_at DESC, p.id DESC
+        LIMIT $6
+       ) p;
+
+-- name: purchase_counts_by_customer_ids
+SELECT k.customer_id, count(p.id) AS n
+  FROM unnest($1::bigint[]) AS k(customer_id)
+  LEFT JOIN purchases p
+    ON p.customer_id = k.customer_id
+   AND ($2::timestamptz IS NULL OR p.purchased_at >= $2)
+   AND ($3::timestamptz IS NULL OR p.purchased_at < $3)
+ GROUP BY k.customer_id;
+
+-- name: interactions_page_by_customer_ids
+SELECT i.id, i.customer_id, i.occurred_at, i.channel, i.kind, i.properties, i.source,
+       i.external_id
+  FROM unnest($1::bigint[]) AS k(customer_id)
+ CROSS JOIN LATERAL (
+       SELECT *
+         FROM interactions i
+        WHERE i.customer_id = k.customer_id
+          AND ($2::timestamptz IS NULL OR i.occurred_at >= $2)
+          AND ($3::timestamptz IS NULL OR i.occurred_at < $3)
+          AND ($4::timestamptz IS NULL OR (i.occurred_at, i.id) < ($4, $5::bigint))
+          AND ($7::text[] IS NULL OR i.kind = ANY ($7))
+        ORDER BY i.occurred_at DESC, i.id DESC
+        LIMIT $6
+       ) i;
+
+-- name: interaction_counts_by_customer_ids
+SELECT k.customer_id, count(i.id) AS n
+  FROM unnest($1::bigint[]) AS k(customer_id)
+  LEFT JOIN interactions i
+    ON i.customer_id = k.customer_id
+   AND ($2::timestamptz IS NULL OR i.occurred_at >= $2)
+   AND ($3::timestamptz IS NULL OR i.occurred_at < $3)
+   AND ($4::text[] IS NULL OR i.kind = ANY ($4))
+ GROUP BY k.customer_id;

@@ -1,0 +1,86 @@
+"""Test fixtures: a real PostgreSQL (embedded by default) with a fresh database per run.
+
+Set CDM_TEST_DATABASE_URL to run against another server: a database named
+cdm_test_<random> is created on it for the run and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from api.app import create_app
+from cdm.settings import Settings
+from sql import migrate
+from sql.database import connect, create_pool
+from sql.embedded import replace_database, start_embedded_server
+
+DATA_TABLES = (
+    "customer_purchase_stats", "consents", "interactions", "purchases", "identities",
+    "products", "customers",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def embedded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cdm-data")
+
+
+@pytest.fixture(scope="session")
+def server_url(embedded_dir: Path) -> str:
+    """Maintenance URL of the server the tests use."""
+    return os.environ.get("CDM_TEST_DATABASE_URL") or start_embedded_server(embedded_dir)
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test run, dropped at the end."""
+    name = f"cdm_test_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = replace_database(server_url, name)
+    conn = await connect(url)
+    await migrate.migrate(conn)
+    await conn.close()
+    try:
+        yield url
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database_url, min_size=1, max_size=5)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def db(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
+    """The pool, over empty tables (each test starts from nothing)."""
+    await pool.execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
+    return pool
+
+
+@pytest.fixture(scope="session")
+def settings(embedded_dir: Path) -> Settings:
+    return Settings(data_dir=embedded_dir, expose_statement_count=True, max_page_size=100)
+
+
+@pytest.fixture
+async def client(
+    db: asyncpg.Pool, database_url: str, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process, as a frontend would."""
+    app = create_app(settings, database_url)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cdm.test") as http:
+            yield http
