@@ -55,7 +55,10 @@ async def test_purchase_needs_a_customer(db):
 
 async def test_identity_unique_per_kind_source_value(db):
     a, b = await add_customer(db), await add_customer(db)
-    sql = "INSERT INTO identities (customer_id, kind, source, value) VALUES ($1, 'email', 'shop', 'x@y.z')"
+    sql = (
+        "INSERT INTO identities (customer_id, kind, source, value)"
+        " VALUES ($1, 'email', 'shop', 'x@y.z')"
+    )
     await db.execute(sql, a)
     with pytest.raises(asyncpg.UniqueViolationError):
         await db.execute(sql, b)
