@@ -64,7 +64,9 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
         finally:
             await pool.close()
 
-    endpoint = GraphQLEndpoint(schema, graphiql=settings.graphiql)
+    endpoint = GraphQLEndpoint(
+        schema, graphiql=settings.graphiql, compiled=settings.compiled_queries
+    )
     return Starlette(
         routes=[
             Route("/graphql", endpoint.handle, methods=["GET", "POST"]),

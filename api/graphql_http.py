@@ -18,6 +18,8 @@ import strawberry
 from graphql import (
     DocumentNode,
     GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
     OperationType,
     execute,
     get_operation_ast,
@@ -28,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
 
+from api.compiled import CompiledQuery, compile_query
 from api.context import Context
 from api.errors import format_error, request_error
 
@@ -49,20 +52,45 @@ def negotiate(accept: str | None) -> str | None:
     return None
 
 
+class PreparedDocument:
+    """A parsed and validated document, and its compiled operations (made on first use)."""
+
+    __slots__ = ("_compiled", "document", "errors")
+
+    def __init__(self, document: DocumentNode | None, errors: list[GraphQLError]) -> None:
+        self.document = document
+        self.errors = errors
+        self._compiled: dict[str | None, CompiledQuery | None] = {}
+
+    def compiled(
+        self, schema: GraphQLSchema, operation: OperationDefinitionNode
+    ) -> CompiledQuery | None:
+        """The fast-path plan for `operation`, or None when graphql-core must run it."""
+        name = operation.name.value if operation.name else None
+        if name not in self._compiled:
+            assert self.document is not None
+            self._compiled[name] = compile_query(schema, self.document, operation)
+        return self._compiled[name]
+
+
 class GraphQLEndpoint:
     """An ASGI-friendly Starlette endpoint serving one strawberry schema."""
 
-    def __init__(self, schema: strawberry.Schema, *, graphiql: bool, cache_size: int = 512) -> None:
+    def __init__(
+        self, schema: strawberry.Schema, *, graphiql: bool, compiled: bool = True,
+        cache_size: int = 512,
+    ) -> None:  # fmt: skip
         self._schema = schema._schema  # the graphql-core schema strawberry built
         self._graphiql = graphiql
+        self._compiled = compiled
         self._prepare = lru_cache(maxsize=cache_size)(self._parse_and_validate)
 
-    def _parse_and_validate(self, query: str) -> tuple[DocumentNode | None, list[GraphQLError]]:
+    def _parse_and_validate(self, query: str) -> PreparedDocument:
         try:
             document = parse(query)
         except GraphQLError as error:
-            return None, [error]
-        return document, validate(self._schema, document)
+            return PreparedDocument(None, [error])
+        return PreparedDocument(document, validate(self._schema, document))
 
     def _reply(
         self, body: dict[str, Any], media: str, status: int = 200, headers: dict | None = None
@@ -98,10 +126,11 @@ class GraphQLEndpoint:
             return params
         query, variables, operation_name = params
 
-        document, errors = self._prepare(query)
-        if errors:
-            body = {"errors": [format_error(e) for e in errors]}
+        prepared = self._prepare(query)
+        if prepared.errors:
+            body = {"errors": [format_error(e) for e in prepared.errors]}
             return self._reply(body, media, request_status)
+        document = prepared.document
         assert document is not None
         operation = get_operation_ast(document, operation_name)
         if operation is None:
@@ -117,6 +146,19 @@ class GraphQLEndpoint:
             )  # fmt: skip
 
         state = request.app.state
+        headers = {}
+        compiled = prepared.compiled(self._schema, operation) if self._compiled else None
+        if compiled is not None:
+            context = Context.for_request(state.pool, state.settings)
+            outcome = await compiled.execute(context, variables)
+            if isinstance(outcome, list):  # variables that do not fit the operation
+                body = {"errors": [format_error(e) for e in outcome]}
+                return self._reply(body, media, request_status)
+            if outcome is not None:
+                if state.settings.expose_statement_count:
+                    headers["X-SQL-Statements"] = str(context.db.statements)
+                return self._reply({"data": outcome}, media, 200, headers)
+        # Not compiled, or something went wrong: graphql-core runs it (again) from scratch.
         context = Context.for_request(state.pool, state.settings)
         result = execute(
             self._schema, document, context_value=context,
@@ -133,7 +175,6 @@ class GraphQLEndpoint:
                 status = request_status
         if status == 200:
             body["data"] = result.data
-        headers = {}
         if state.settings.expose_statement_count:
             headers["X-SQL-Statements"] = str(context.db.statements)
         return self._reply(body, media, status, headers)

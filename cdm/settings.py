@@ -42,6 +42,10 @@ class Settings(BaseSettings):
         default=100, ge=1, le=10_000, description="Largest `first` a list field accepts."
     )
     graphiql: bool = Field(default=True, description="Serve the GraphiQL IDE on GET /graphql.")
+    compiled_queries: bool = Field(
+        default=True,
+        description="Run queries through the compiled fast path (graphql-core when off).",
+    )
     expose_statement_count: bool = Field(
         default=False, description="Send each response's SQL statement count (X-SQL-Statements)."
     )

@@ -101,9 +101,10 @@ def decode_cursor(cursor: str, ordering: str, arity: int) -> tuple[SortValue, ..
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
-    """A page of rows, each with its cursor, and whether more rows follow."""
+    """A page of rows with each row's sort key under `ordering`, and whether more follow."""
 
     items: list[T]
-    cursors: list[str]
+    keys: list[tuple[SortValue, ...]]
+    ordering: str
     has_next_page: bool
     has_previous_page: bool

@@ -11,7 +11,7 @@ from domain.commerce import Product, Purchase, PurchaseSummary
 from domain.customer_queries import CustomerFilter, CustomerOrder, TimeWindow, contains_pattern
 from domain.customers import Consent, Customer, Identity, IdentityKind
 from domain.interactions import Interaction
-from domain.pagination import Page, PageRequest, encode_cursor
+from domain.pagination import Page, PageRequest
 from sql.customer_list import customer_count_statement, customer_page_statement
 from sql.executor import Database
 
@@ -91,7 +91,8 @@ class CustomerRepository:
         rows_on_page = rows[: request.first]
         return Page(
             items=[_customer(r) for r in rows_on_page],
-            cursors=[encode_cursor(order.key, (r["sort_value"], r["id"])) for r in rows_on_page],
+            keys=[(r["sort_value"], r["id"]) for r in rows_on_page],
+            ordering=order.key,
             has_next_page=len(rows) > request.first,
             has_previous_page=request.after is not None,
         )
@@ -167,6 +168,9 @@ class CustomerRepository:
         return {r["customer_id"]: r["n"] for r in rows}
 
 
+PRODUCT_ORDERING = "products:id"
+
+
 class ProductRepository:
     """The product catalogue."""
 
@@ -196,7 +200,8 @@ class ProductRepository:
         on_page = rows[: request.first]
         return Page(
             items=[_product(r) for r in on_page],
-            cursors=[encode_cursor("products:id", (r["id"],)) for r in on_page],
+            keys=[(r["id"],) for r in on_page],
+            ordering=PRODUCT_ORDERING,
             has_next_page=len(rows) > request.first,
             has_previous_page=request.after is not None,
         )

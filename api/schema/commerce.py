@@ -8,10 +8,11 @@ from typing import Annotated
 
 import strawberry
 
-from api.schema.common import Connection, GraphQLInfo, connection, page_request
+from api.schema.common import Connection, GraphQLInfo, connection, cursor_of, page_request
 from domain import commerce
 from domain.errors import UserError
 from domain.ids import parse_id
+from sql.repositories import PRODUCT_ORDERING
 
 
 @strawberry.type(name="Product", description="An item of the catalogue.")
@@ -116,11 +117,12 @@ class ProductQueries:
             str | None, strawberry.argument(description="Text in the name or SKU.")
         ] = None,
     ) -> Connection[ProductType]:
-        request = page_request(info, first, after, "products:id", 1)
+        request = page_request(info, first, after, PRODUCT_ORDERING, 1)
         repo = info.context.products
         page = await repo.page(category, search, request)
         return connection(
-            [ProductType.from_domain(p) for p in page.items], page.cursors,
+            [ProductType.from_domain(p) for p in page.items],
+            [cursor_of(page.ordering, k) for k in page.keys],
             page.has_next_page, page.has_previous_page,
             lambda: repo.count(category, search),
         )  # fmt: skip

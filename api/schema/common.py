@@ -3,41 +3,64 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Generic, TypeVar
 
 import strawberry
 from strawberry.types import Info
 
 from api.context import Context
-from domain.pagination import PageRequest, check_page_size, decode_cursor
+from domain.pagination import (
+    PageRequest,
+    SortValue,
+    check_page_size,
+    decode_cursor,
+    encode_cursor,
+)
 
 T = TypeVar("T")
 GraphQLInfo = Info[Context, None]
+
+
+@strawberry.type(description="A node and the cursor to continue after it.")
+class Edge(Generic[T]):
+    node: T
+    key: strawberry.Private[Callable[[], str]]
+
+    @strawberry.field(description="Pass as `after` to continue after this node.")
+    def cursor(self) -> str:
+        return self.key()
 
 
 @strawberry.type(description="Where a page sits in its list.")
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    cursors: strawberry.Private[list[Callable[[], str]]]
 
+    @strawberry.field(description="The cursor of the first node of the page.")
+    def start_cursor(self) -> str | None:
+        return self.cursors[0]() if self.cursors else None
 
-@strawberry.type(description="A node and the cursor to continue after it.")
-class Edge(Generic[T]):
-    cursor: str
-    node: T
+    @strawberry.field(description="The cursor of the last node: `after` for the next page.")
+    def end_cursor(self) -> str | None:
+        return self.cursors[-1]() if self.cursors else None
 
 
 @strawberry.type(description="A page of a list, Relay style.")
 class Connection(Generic[T]):
-    edges: list[Edge[T]]
     page_info: PageInfo
+    items: strawberry.Private[list[T]]
+    cursors: strawberry.Private[list[Callable[[], str]]]
     count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="The nodes of this page, each with its cursor.")
+    def edges(self) -> list[Edge[T]]:
+        return [Edge(node=n, key=k) for n, k in zip(self.items, self.cursors, strict=True)]
 
     @strawberry.field(description="The nodes of this page (the edges without cursors).")
     def nodes(self) -> list[T]:
-        return [edge.node for edge in self.edges]
+        return self.items
 
     @strawberry.field(description="How many items the whole list holds (all pages).")
     async def total_count(self) -> int:
@@ -46,22 +69,21 @@ class Connection(Generic[T]):
 
 def connection(
     nodes: list[T],
-    cursors: list[str],
+    cursors: list[Callable[[], str]],
     has_next: bool,
     has_previous: bool,
     count: Callable[[], Awaitable[int]],
 ) -> Connection[T]:
-    """A connection over one page of nodes."""
+    """A connection over one page of nodes; cursors are made only if a client asks for them."""
     return Connection(
-        edges=[Edge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)],
-        page_info=PageInfo(
-            has_next_page=has_next,
-            has_previous_page=has_previous,
-            start_cursor=cursors[0] if cursors else None,
-            end_cursor=cursors[-1] if cursors else None,
-        ),
-        count=count,
+        page_info=PageInfo(has_next_page=has_next, has_previous_page=has_previous, cursors=cursors),
+        items=nodes, cursors=cursors, count=count,
     )  # fmt: skip
+
+
+def cursor_of(ordering: str, key: tuple[SortValue, ...]) -> Callable[[], str]:
+    """A cursor for the row with sort `key`, encoded when called."""
+    return partial(encode_cursor, ordering, key)
 
 
 def page_request(

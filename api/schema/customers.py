@@ -10,7 +10,7 @@ from typing import Annotated, cast
 import strawberry
 
 from api.schema.commerce import PurchaseSummaryType, PurchaseType
-from api.schema.common import Connection, GraphQLInfo, connection, page_request
+from api.schema.common import Connection, GraphQLInfo, connection, cursor_of, page_request
 from api.schema.interactions import InteractionType
 from domain import customers
 from domain.customer_queries import (
@@ -22,7 +22,6 @@ from domain.customer_queries import (
 )
 from domain.errors import AmbiguousLookup, UserError
 from domain.ids import parse_id
-from domain.pagination import encode_cursor
 
 IdentityKindEnum = strawberry.enum(customers.IdentityKind, name="IdentityKind")
 
@@ -124,7 +123,7 @@ class CustomerType:
 
         return connection(
             [PurchaseType.from_domain(p) for p in on_page],
-            [encode_cursor("purchases", (p.purchased_at, p.id)) for p in on_page],
+            [cursor_of("purchases", (p.purchased_at, p.id)) for p in on_page],
             len(rows) > first, after is not None, count,
         )  # fmt: skip
 
@@ -144,7 +143,7 @@ class CustomerType:
         on_page = rows[:first]
         return connection(
             [InteractionType.from_domain(i) for i in on_page],
-            [encode_cursor("interactions", (i.occurred_at, i.id)) for i in on_page],
+            [cursor_of("interactions", (i.occurred_at, i.id)) for i in on_page],
             len(rows) > first, after is not None,
             lambda: loaders.interaction_count(window).load(self.pk),
         )  # fmt: skip
@@ -246,6 +245,7 @@ class CustomerQueries:
         for c in page.items:  # later lookups of these ids in this request need no query
             loader.prime(c.id, c)
         return connection(
-            [CustomerType.from_domain(c) for c in page.items], page.cursors,
+            [CustomerType.from_domain(c) for c in page.items],
+            [cursor_of(page.ordering, k) for k in page.keys],
             page.has_next_page, page.has_previous_page, lambda: repo.count(flt),
         )  # fmt: skip

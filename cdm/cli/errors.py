@@ -10,6 +10,7 @@ from typing import Any, NoReturn, TypeVar
 import asyncpg
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from sql.embedded import EmbeddedDatabaseError
 from sql.migrate import MigrationError
@@ -24,7 +25,7 @@ class CliError(Exception):
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print `message` as the one line of an error and exit."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(code)
 
 

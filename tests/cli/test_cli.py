@@ -1,0 +1,66 @@
+"""The command line: real processes, real database, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+
+def cdm(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
+    full_env = {**os.environ, "CDM_LOG_LEVEL": "warning", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "cdm.cli", *args], capture_output=True, text=True,
+        env=full_env, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def assert_one_line_error(result, *fragments: str):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_db_migrate_and_status(database_url):
+    result = cdm("db", "migrate", env={"CDM_DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
+    status = cdm("db", "status", env={"CDM_DATABASE_URL": database_url})
+    assert status.returncode == 0, status.stderr
+    assert "0001" in status.stdout
+    assert "core" in status.stdout
+    assert "pending" not in status.stdout
+
+
+def test_unreachable_database_is_one_line():
+    result = cdm("db", "migrate", env={"CDM_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"})
+    assert_one_line_error(result, "cannot reach the database")
+
+
+def test_bad_configuration_is_one_line():
+    result = cdm("db", "status", env={"CDM_DATABASE_URL": "mysql://x"})
+    assert_one_line_error(result, "CDM_DATABASE_URL", "postgresql://")
+    result = cdm("db", "status", env={"CDM_PORT": "eighty"})
+    assert_one_line_error(result, "CDM_PORT")
+
+
+def test_serve_on_a_taken_port_is_one_line(database_url):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cdm("serve", "--port", str(port), env={"CDM_DATABASE_URL": database_url})
+    assert_one_line_error(result, f"127.0.0.1:{port}", "--port")
+
+
+@pytest.mark.parametrize("args", [["serve", "--workers", "0"], ["seed", "--customers", "-5"]])
+def test_bad_options_are_refused(args):
+    result = cdm(*args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
