@@ -38,7 +38,8 @@ COMPILED = [
                                         firstPurchaseAt lastPurchaseAt distinctCategories }
              latest: purchases(first: 2) { totalCount edges { cursor node {
                  amount unitPrice quantity purchasedAt product { sku price category } } } }
-             older: purchases(first: 5, since: "2025-01-01T00:00:00Z") { totalCount nodes { amount } }
+             older: purchases(first: 5, since: "2025-01-01T00:00:00Z") {
+                 totalCount nodes { amount } }
              interactions(first: 10) { totalCount nodes { kind channel properties occurredAt } }
            } }""",
         {"id": "1"},
