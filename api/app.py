@@ -49,7 +49,10 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         url = database_url or await resolve_database_url(settings.database_url, settings.data_dir)
         pool = await create_pool(
-            url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+            url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            statement_timeout_ms=settings.statement_timeout_ms,
         )
         try:
             async with pool.acquire() as conn:

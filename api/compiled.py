@@ -8,8 +8,13 @@ fields and most of a request's CPU time.
 Here a validated query document is compiled once into a tree of plans that already know, for
 each field, its response key, how to read it (a plain attribute read for strawberry's basic
 fields, the field's resolver otherwise), its argument values when they are literals, and how to
-complete its value (leaf serializer, list, object). Execution walks that tree. Awaitable field
-values are gathered per object and per list, as graphql-core does, so DataLoaders still batch.
+complete its value (leaf serializer, list, object). Resolvers of strawberry fields without
+extensions are called directly with their arguments converted once, at compile time.
+
+Execution walks that tree breadth first: synchronous values are completed at once, async
+resolvers of the whole level are collected and awaited together, then their values completed
+(which may start the next level). Every loader call of a level is therefore issued before any
+of them is awaited, so DataLoaders batch exactly as under graphql-core, with fewer tasks.
 
 It runs **queries only**, and only while nothing goes wrong: any error (a resolver raising, a
 null in a non-null field) abandons the fast path and the request is executed again by
@@ -23,7 +28,7 @@ A parity test runs every query of the test suite through both paths and compares
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from operator import attrgetter
 from types import CoroutineType
 from typing import Any
@@ -35,7 +40,6 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLBoolean,
     GraphQLField,
-    GraphQLFloat,
     GraphQLID,
     GraphQLInt,
     GraphQLList,
@@ -53,6 +57,8 @@ from graphql import (
 )
 from graphql.language import BooleanValueNode, DirectiveNode, ValueNode, Visitor, visit
 from graphql.pyutils import Path
+from strawberry.types import Info
+from strawberry.types.arguments import convert_arguments
 
 _STRAWBERRY_FIELD = "strawberry-definition"
 _NATIVE = {GraphQLString: str, GraphQLID: str, GraphQLInt: int, GraphQLBoolean: bool}
@@ -66,28 +72,30 @@ class Bail(Exception):
     """Something went wrong while executing: hand the request to graphql-core."""
 
 
-# A completer turns a resolved value into its response value (or an awaitable of it).
-Completer = Callable[[Any, Executor, Path], Any]
+class _Pending:
+    """An awaited field value and where its completed value goes."""
+
+    __slots__ = ("awaitable", "complete", "key", "path", "target")
+
+    def __init__(self, target: Any, key: Any, awaitable: Any, complete: Any, path: Any) -> None:
+        self.target = target
+        self.key = key
+        self.awaitable = awaitable
+        self.complete = complete
+        self.path = path
+
+
+# A completer turns a resolved value into its response value; async work found on the way is
+# appended to `pending` (with a placeholder left in the response).
+Completer = Callable[[Any, Executor, Path, list[_Pending]], Any]
 
 
 def _is_awaitable(value: Any) -> bool:
     return type(value) is CoroutineType or isinstance(value, asyncio.Future)
 
 
-def _gather_into(result: Any, keys: list, awaitables: list) -> Awaitable[Any]:
-    async def finish() -> Any:
-        values = await asyncio.gather(*awaitables, return_exceptions=True)
-        for key, value in zip(keys, values, strict=True):
-            if isinstance(value, BaseException):
-                raise Bail from value
-            result[key] = value
-        return result
-
-    return finish()
-
-
 class _FieldPlan:
-    __slots__ = ("args", "complete", "definition", "dynamic_args", "key", "nodes",
+    __slots__ = ("args", "call", "complete", "definition", "dynamic_args", "key", "nodes",
                  "parent_type", "read", "resolve", "typename")  # fmt: skip
 
     def __init__(
@@ -99,6 +107,7 @@ class _FieldPlan:
         self.nodes = nodes
         self.parent_type = parent_type
         self.read: Callable[[Any], Any] | None = None
+        self.call: Callable[[Any, Executor, Path], Any] | None = None
         self.resolve: Callable[..., Any] | None = None
         self.args: dict[str, Any] = {}
         self.dynamic_args = False
@@ -106,7 +115,7 @@ class _FieldPlan:
         self.typename: str | None = None
 
 
-def _identity(value: Any, _ex: Executor, _path: Path) -> Any:
+def _identity(value: Any, _ex: Executor, _path: Path, _pending: list[_Pending]) -> Any:
     return value
 
 
@@ -141,6 +150,7 @@ def _included(directives: tuple[DirectiveNode, ...] | None) -> bool:
 class _Compiler:
     def __init__(self, schema: GraphQLSchema, document: DocumentNode) -> None:
         self.schema = schema
+        self.strawberry = getattr(schema, "_strawberry_schema", None)
         self.fragments = {
             d.name.value: d for d in document.definitions if d.kind == "fragment_definition"
         }
@@ -189,29 +199,65 @@ class _Compiler:
             raise Unsupported("introspection")
         definition = parent.fields[name]
         plan = _FieldPlan(key, definition, [node], parent)
-        strawberry_field = (definition.extensions or {}).get(_STRAWBERRY_FIELD)
-        if strawberry_field is not None and strawberry_field.is_basic_field and not definition.args:
-            plan.read = attrgetter(strawberry_field.python_name)
+        field = (definition.extensions or {}).get(_STRAWBERRY_FIELD)
+        dynamic = bool(definition.args) and _uses_variables(node)
+        if field is not None and field.is_basic_field and not definition.args:
+            plan.read = attrgetter(field.python_name)
+        elif field is not None and self._direct(field) and not dynamic:
+            plan.call = self._direct_call(plan, field, get_argument_values(definition, node))
         elif definition.resolve is not None:
             plan.resolve = definition.resolve
-            if definition.args:
-                if _uses_variables(node):
-                    plan.dynamic_args = True
-                else:
-                    plan.args = get_argument_values(definition, node)
+            plan.dynamic_args = dynamic
+            if definition.args and not dynamic:
+                plan.args = get_argument_values(definition, node)
         else:
             raise Unsupported(f"field {parent.name}.{name} has no resolver")
         plan.complete = self.completer(definition.type, node)
         return plan
 
+    def _direct(self, field: Any) -> bool:
+        """A resolver we may call ourselves: no extensions or permissions wrap it."""
+        return (
+            self.strawberry is not None
+            and field.base_resolver is not None
+            and not field.extensions
+            and not field.permission_classes
+        )
+
+    def _direct_call(
+        self, plan: _FieldPlan, field: Any, raw_args: dict[str, Any]
+    ) -> Callable[[Any, Executor, Path], Any]:
+        resolver = field.base_resolver
+        func = resolver.wrapped_func
+        kwargs = convert_arguments(
+            raw_args, field.arguments,
+            scalar_registry=self.strawberry.schema_converter.scalar_registry,
+            config=self.strawberry.config,
+        )  # fmt: skip
+        wants_self = resolver.self_parameter is not None
+        info_name = resolver.info_parameter.name if resolver.info_parameter else None
+        source_names = [p.name for p in (resolver.parent_parameter, resolver.root_parameter) if p]
+        definition, nodes, parent = plan.definition, plan.nodes, plan.parent_type
+
+        def call(source: Any, ex: Executor, path: Path) -> Any:
+            call_kwargs = dict(kwargs)
+            if info_name is not None:
+                raw = ex.build_resolve_info(definition, nodes, parent, path)  # type: ignore[arg-type]
+                call_kwargs[info_name] = Info(_raw_info=raw, _field=field)
+            for name in source_names:
+                call_kwargs[name] = source
+            return func(source, **call_kwargs) if wants_self else func(**call_kwargs)
+
+        return call
+
     def completer(self, type_: Any, node: FieldNode) -> Completer:
         if isinstance(type_, GraphQLNonNull):
             inner = self.completer(type_.of_type, node)
 
-            def non_null(value: Any, ex: Executor, path: Path) -> Any:
+            def non_null(value: Any, ex: Executor, path: Path, pending: list[_Pending]) -> Any:
                 if value is None:
                     raise Bail
-                return inner(value, ex, path)
+                return inner(value, ex, path, pending)
 
             return non_null
         if isinstance(type_, GraphQLList):
@@ -228,33 +274,29 @@ class _Compiler:
         serialize = type_.serialize
         native = _NATIVE.get(type_)
 
-        def leaf(value: Any, _ex: Executor, _path: Path) -> Any:
-            if value is None:
-                return None
-            if native is not None and type(value) is native:
+        if native is None:
+
+            def leaf(value: Any, _ex: Executor, _path: Path, _pending: list[_Pending]) -> Any:
+                return None if value is None else serialize(value)
+
+            return leaf
+
+        def native_leaf(value: Any, _ex: Executor, _path: Path, _pending: list[_Pending]) -> Any:
+            if value is None or type(value) is native:
                 return value
             return serialize(value)
 
-        if type_ is GraphQLFloat:
-            return lambda value, _ex, _path: None if value is None else serialize(value)
-        return leaf
+        return native_leaf
 
     @staticmethod
     def list_completer(item: Completer) -> Completer:
-        def complete_list(value: Any, ex: Executor, path: Path) -> Any:
+        def complete_list(value: Any, ex: Executor, path: Path, pending: list[_Pending]) -> Any:
             if value is None:
                 return None
-            result = []
-            keys: list[int] = []
-            pending: list[Any] = []
-            for index, element in enumerate(value):
-                completed = item(element, ex, Path(path, index, None))
-                if _is_awaitable(completed):
-                    keys.append(index)
-                    pending.append(completed)
-                    completed = None
-                result.append(completed)
-            return _gather_into(result, keys, pending) if pending else result
+            return [
+                item(element, ex, Path(path, index, None), pending)
+                for index, element in enumerate(value)
+            ]
 
         return complete_list
 
@@ -263,52 +305,55 @@ class _Compiler:
     ) -> Completer:
         plans = self.object_plans(type_, selection_set)
 
-        def complete_object(value: Any, ex: Executor, path: Path) -> Any:
+        def complete_object(value: Any, ex: Executor, path: Path, pending: list[_Pending]) -> Any:
             if value is None:
                 return None
-            return execute_plans(plans, value, ex, path)
+            return execute_plans(plans, value, ex, path, pending)
 
         return complete_object
 
 
-def _resolve_later(awaitable: Any, plan: _FieldPlan, ex: Executor, path: Path) -> Any:
-    async def later() -> Any:
-        value = plan.complete(await awaitable, ex, path)
-        if _is_awaitable(value):
-            value = await value
-        return value
-
-    return later()
-
-
-def execute_plans(plans: list[_FieldPlan], source: Any, ex: Executor, path: Path | None) -> Any:
-    """The response object for `source`, or an awaitable of it."""
+def execute_plans(
+    plans: list[_FieldPlan], source: Any, ex: Executor, path: Path | None,
+    pending: list[_Pending],
+) -> dict[str, Any]:  # fmt: skip
+    """The response object for `source`; values still to be awaited are added to `pending`."""
     result: dict[str, Any] = {}
-    keys: list[str] = []
-    pending: list[Any] = []
     for plan in plans:
         if plan.read is not None:
-            value = plan.complete(plan.read(source), ex, path)  # type: ignore[arg-type]
-        elif plan.typename is not None:
-            value = plan.typename
+            result[plan.key] = plan.complete(plan.read(source), ex, path, pending)  # type: ignore[arg-type]
+            continue
+        if plan.typename is not None:
+            result[plan.key] = plan.typename
+            continue
+        field_path = Path(path, plan.key, plan.parent_type.name)
+        if plan.call is not None:
+            resolved = plan.call(source, ex, field_path)
         else:
-            field_path = Path(path, plan.key, plan.parent_type.name)
             info = ex.build_resolve_info(plan.definition, plan.nodes, plan.parent_type, field_path)
             args = (
                 get_argument_values(plan.definition, plan.nodes[0], ex.variable_values)
                 if plan.dynamic_args else plan.args
             )  # fmt: skip
             resolved = plan.resolve(source, info, **args)  # type: ignore[misc]
-            if _is_awaitable(resolved):
-                value = _resolve_later(resolved, plan, ex, field_path)
-            else:
-                value = plan.complete(resolved, ex, field_path)
-        if _is_awaitable(value):
-            keys.append(plan.key)
-            pending.append(value)
-            value = None
-        result[plan.key] = value
-    return _gather_into(result, keys, pending) if pending else result
+        if _is_awaitable(resolved):
+            result[plan.key] = None
+            pending.append(_Pending(result, plan.key, resolved, plan.complete, field_path))
+        else:
+            result[plan.key] = plan.complete(resolved, ex, field_path, pending)
+    return result
+
+
+async def _settle(pending: list[_Pending], ex: Executor) -> None:
+    """Await every pending value, level by level, completing each into its place."""
+    while pending:
+        level = pending[:]
+        pending.clear()  # the same list: on failure the caller closes what is left in it
+        values = await asyncio.gather(*(p.awaitable for p in level), return_exceptions=True)
+        for item, value in zip(level, values, strict=True):
+            if isinstance(value, BaseException):
+                raise Bail from value
+            item.target[item.key] = item.complete(value, ex, item.path, pending)
 
 
 class CompiledQuery:
@@ -339,13 +384,14 @@ class CompiledQuery:
         )
         if isinstance(ex, list):
             return ex
+        pending: list[_Pending] = []
         try:
-            data = execute_plans(self.plans, None, ex, None)
-            if _is_awaitable(data):
-                data = await data
-        except Bail:
-            return None
+            data = execute_plans(self.plans, None, ex, None, pending)
+            await _settle(pending, ex)
         except Exception:  # graphql-core runs it again and reports the error properly
+            for item in pending:  # never started: close them rather than leak coroutines
+                if type(item.awaitable) is CoroutineType:
+                    item.awaitable.close()
             return None
         return data
 

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     log_level: LogLevel = Field(default=LogLevel.INFO, description="Log verbosity.")
     pool_min_size: int = Field(default=2, ge=0, description="Connections kept open per worker.")
     pool_max_size: int = Field(default=10, ge=1, description="Most connections per worker.")
+    statement_timeout_ms: int = Field(
+        default=15_000, ge=100, description="Longest an API query may run in the database (ms)."
+    )
     max_page_size: int = Field(
         default=100, ge=1, le=10_000, description="Largest `first` a list field accepts."
     )

@@ -30,15 +30,31 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose sessions run in UTC, with jsonb mapped to Python values."""
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's default reset (a round trip per release).
+
+    asyncpg still rolls back an open transaction. The service never changes session state on
+    pooled connections (no SET, LISTEN, advisory locks or open cursors), so nothing else needs
+    resetting; that default round trip cost a quarter of a simple request's CPU.
+    """
+
+
+async def create_pool(
+    url: str, *, min_size: int = 2, max_size: int = 10, statement_timeout_ms: int = 15_000
+) -> asyncpg.Pool:
+    """A pool whose sessions run in UTC, with jsonb mapped to Python values.
+
+    Statements are bounded by the server (statement_timeout) rather than by a client-side
+    timer per call, which costs a timer per statement and leaves the statement running.
+    """
     return await asyncpg.create_pool(
         url,
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
-        server_settings=_SESSION,
-        command_timeout=60,
+        reset=_keep_session,
+        server_settings={**_SESSION, "statement_timeout": str(statement_timeout_ms)},
+        command_timeout=None,
     )
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import strawberry
 
-from api.schema.common import Connection, GraphQLInfo, connection, cursor_of, page_request
+from api.schema.common import Connection, GraphQLInfo, connection, cursors_for, page_request
 from domain import commerce
 from domain.errors import UserError
 from domain.ids import parse_id
@@ -122,7 +122,7 @@ class ProductQueries:
         page = await repo.page(category, search, request)
         return connection(
             [ProductType.from_domain(p) for p in page.items],
-            [cursor_of(page.ordering, k) for k in page.keys],
+            cursors_for(page.ordering, page.keys),
             page.has_next_page, page.has_previous_page,
             lambda: repo.count(category, search),
         )  # fmt: skip

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from functools import partial
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 import strawberry
@@ -19,44 +18,47 @@ from domain.pagination import (
 )
 
 T = TypeVar("T")
+R = TypeVar("R")
 GraphQLInfo = Info[Context, None]
 
 
 @strawberry.type(description="A node and the cursor to continue after it.")
 class Edge(Generic[T]):
     node: T
-    key: strawberry.Private[Callable[[], str]]
+    index: strawberry.Private[int]
+    cursors: strawberry.Private[Callable[[int], str]]
 
     @strawberry.field(description="Pass as `after` to continue after this node.")
     def cursor(self) -> str:
-        return self.key()
+        return self.cursors(self.index)
 
 
 @strawberry.type(description="Where a page sits in its list.")
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool
-    cursors: strawberry.Private[list[Callable[[], str]]]
+    size: strawberry.Private[int]
+    cursors: strawberry.Private[Callable[[int], str]]
 
     @strawberry.field(description="The cursor of the first node of the page.")
     def start_cursor(self) -> str | None:
-        return self.cursors[0]() if self.cursors else None
+        return self.cursors(0) if self.size else None
 
     @strawberry.field(description="The cursor of the last node: `after` for the next page.")
     def end_cursor(self) -> str | None:
-        return self.cursors[-1]() if self.cursors else None
+        return self.cursors(self.size - 1) if self.size else None
 
 
 @strawberry.type(description="A page of a list, Relay style.")
 class Connection(Generic[T]):
     page_info: PageInfo
     items: strawberry.Private[list[T]]
-    cursors: strawberry.Private[list[Callable[[], str]]]
+    cursors: strawberry.Private[Callable[[int], str]]
     count: strawberry.Private[Callable[[], Awaitable[int]]]
 
     @strawberry.field(description="The nodes of this page, each with its cursor.")
     def edges(self) -> list[Edge[T]]:
-        return [Edge(node=n, key=k) for n, k in zip(self.items, self.cursors, strict=True)]
+        return [Edge(node=n, index=i, cursors=self.cursors) for i, n in enumerate(self.items)]
 
     @strawberry.field(description="The nodes of this page (the edges without cursors).")
     def nodes(self) -> list[T]:
@@ -69,21 +71,28 @@ class Connection(Generic[T]):
 
 def connection(
     nodes: list[T],
-    cursors: list[Callable[[], str]],
+    cursors: Callable[[int], str],
     has_next: bool,
     has_previous: bool,
     count: Callable[[], Awaitable[int]],
 ) -> Connection[T]:
-    """A connection over one page of nodes; cursors are made only if a client asks for them."""
-    return Connection(
-        page_info=PageInfo(has_next_page=has_next, has_previous_page=has_previous, cursors=cursors),
-        items=nodes, cursors=cursors, count=count,
-    )  # fmt: skip
+    """A connection over one page of nodes; `cursors(i)` encodes the i-th node's cursor.
+
+    Cursors are encoded only when a client selects them (most clients never do).
+    """
+    page_info = PageInfo(
+        has_next_page=has_next, has_previous_page=has_previous, size=len(nodes), cursors=cursors
+    )
+    return Connection(page_info=page_info, items=nodes, cursors=cursors, count=count)
 
 
-def cursor_of(ordering: str, key: tuple[SortValue, ...]) -> Callable[[], str]:
-    """A cursor for the row with sort `key`, encoded when called."""
-    return partial(encode_cursor, ordering, key)
+def cursors_for(
+    ordering: str, rows: Sequence[R], key: Callable[[R], tuple[SortValue, ...]] | None = None
+) -> Callable[[int], str]:
+    """The cursor encoder for a page of `rows`, whose sort key is `key(row)` (or the row)."""
+    if key is None:
+        return lambda index: encode_cursor(ordering, rows[index])  # type: ignore[arg-type]
+    return lambda index: encode_cursor(ordering, key(rows[index]))
 
 
 def page_request(

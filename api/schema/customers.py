@@ -10,9 +10,10 @@ from typing import Annotated, cast
 import strawberry
 
 from api.schema.commerce import PurchaseSummaryType, PurchaseType
-from api.schema.common import Connection, GraphQLInfo, connection, cursor_of, page_request
+from api.schema.common import Connection, GraphQLInfo, connection, cursors_for, page_request
 from api.schema.interactions import InteractionType
 from domain import customers
+from domain.commerce import Purchase
 from domain.customer_queries import (
     CustomerFilter,
     CustomerOrder,
@@ -22,6 +23,7 @@ from domain.customer_queries import (
 )
 from domain.errors import AmbiguousLookup, UserError
 from domain.ids import parse_id
+from domain.interactions import Interaction
 
 IdentityKindEnum = strawberry.enum(customers.IdentityKind, name="IdentityKind")
 
@@ -40,6 +42,14 @@ class ConsentType:
     granted: bool
     source: str
     recorded_at: datetime
+
+
+def _purchase_key(p: Purchase) -> tuple[datetime, int]:
+    return (p.purchased_at, p.id)
+
+
+def _interaction_key(i: Interaction) -> tuple[datetime, int]:
+    return (i.occurred_at, i.id)
 
 
 def _history_page(
@@ -123,7 +133,7 @@ class CustomerType:
 
         return connection(
             [PurchaseType.from_domain(p) for p in on_page],
-            [cursor_of("purchases", (p.purchased_at, p.id)) for p in on_page],
+            cursors_for("purchases", on_page, _purchase_key),
             len(rows) > first, after is not None, count,
         )  # fmt: skip
 
@@ -143,7 +153,7 @@ class CustomerType:
         on_page = rows[:first]
         return connection(
             [InteractionType.from_domain(i) for i in on_page],
-            [cursor_of("interactions", (i.occurred_at, i.id)) for i in on_page],
+            cursors_for("interactions", on_page, _interaction_key),
             len(rows) > first, after is not None,
             lambda: loaders.interaction_count(window).load(self.pk),
         )  # fmt: skip
@@ -246,6 +256,6 @@ class CustomerQueries:
             loader.prime(c.id, c)
         return connection(
             [CustomerType.from_domain(c) for c in page.items],
-            [cursor_of(page.ordering, k) for k in page.keys],
+            cursors_for(page.ordering, page.keys),
             page.has_next_page, page.has_previous_page, lambda: repo.count(flt),
         )  # fmt: skip

@@ -101,3 +101,31 @@ async def test_purchase_stats_follow_inserts_updates_and_deletes(db):
 
     await db.execute("DELETE FROM purchases WHERE customer_id = $1", cid)
     assert await db.fetchval("SELECT count(*) FROM customer_purchase_stats") == 0
+
+
+async def test_records_map_onto_domain_fields_by_name(db):
+    """Repositories unpack records positionally: the statements' columns must match."""
+    from dataclasses import fields
+
+    from domain.commerce import Product, Purchase
+    from domain.interactions import Interaction
+    from sql.queries import query
+
+    cid = await add_customer(db)
+    pid = await add_product(db, "M-1")
+    await add_purchase(db, cid, T0, product_id=pid)
+    await db.execute(
+        "INSERT INTO interactions (customer_id, occurred_at, channel, kind, source, external_id)"
+        " VALUES ($1, $2, 'web', 'page_view', 'web', 'i1')", cid, T0,
+    )  # fmt: skip
+    for name, args, cls in [
+        ("purchases_page_by_customer_ids", ([cid], None, None, None, None, 5), Purchase),
+        (
+            "interactions_page_by_customer_ids",
+            ([cid], None, None, None, None, 5, None),
+            Interaction,
+        ),
+        ("products_by_ids", ([pid],), Product),
+    ]:
+        record = await db.fetchrow(query(name), *args)
+        assert list(record.keys()) == [f.name for f in fields(cls)], name
