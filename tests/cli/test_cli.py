@@ -64,3 +64,13 @@ def test_bad_options_are_refused(args):
     result = cdm(*args)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_without_a_database_url_the_embedded_server_is_used(embedded_dir):
+    env = {"CDM_DATA_DIR": str(embedded_dir), "CDM_DATABASE_URL": ""}
+    result = cdm("db", "migrate", env=env)
+    assert result.returncode == 0, result.stderr
+    status = cdm("db", "status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert "0001" in status.stdout
+    assert (embedded_dir / "postgres" / "PG_VERSION").exists()
