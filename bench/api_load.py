@@ -31,8 +31,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -66,7 +64,8 @@ async def prepare_database(customers: int, seed: int) -> tuple[str, list[int]]:
             await seed_database(conn, customers=customers - have, seed=seed)
             print(f"seeded in {time.perf_counter() - started:.1f} s", flush=True)
         ids = await conn.fetch(
-            "SELECT customer_id FROM customer_purchase_stats ORDER BY md5(customer_id::text) LIMIT 2000"
+            "SELECT customer_id FROM customer_purchase_stats"
+            " ORDER BY md5(customer_id::text) LIMIT 2000"
         )
         return url, [r["customer_id"] for r in ids]
     finally:
@@ -203,7 +202,10 @@ def main() -> None:
               f"{c32['p99_ms']:.2f} |")  # fmt: skip
         for c in ("c1", "c32"):
             if r[c]["non_2xx"] or r[c]["socket_errors"]:
-                print(f"  {name} {c}: {r[c]['non_2xx']} non-2xx, socket errors: {r[c]['socket_errors']}")
+                bad = r[c]
+                print(
+                    f"  {name} {c}: {bad['non_2xx']} non-2xx, socket errors: {bad['socket_errors']}"
+                )
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "api_load.json").write_text(json.dumps({"machine": machine(), **results}, indent=2))

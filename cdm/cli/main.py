@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from cdm.cli.errors import CliError, describe, fail, run
 from cdm.settings import Settings, load_settings
+from ingestion.seed import SeedReport, default_now, seed_database
 from sql import migrate
 from sql.database import connect, resolve_database_url
 
@@ -145,28 +147,30 @@ def seed(
     seed: Annotated[int, typer.Option(min=0, help="Random seed: same seed, same data.")] = 42,
     now: Annotated[
         datetime | None,
-        typer.Option(help="Reference time the history ends at (UTC). Default: today 00:00 UTC."),
+        typer.Option(help="When the histories end (UTC if no zone). Default: today 00:00 UTC."),
     ] = None,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Do nothing when customers exist already.")
+    ] = False,
 ) -> None:
     """Add realistic synthetic customers, products, purchases, interactions and consents."""
-    from datetime import UTC
-
-    from ingestion.seed import default_now, seed_database
-
     settings = _settings()
     reference = now.replace(tzinfo=now.tzinfo or UTC) if now else default_now()
 
-    async def go() -> object:
+    async def go() -> SeedReport | int:
         url, _ = await _migrate(settings)
         conn = await connect(url)
         try:
+            existing = await conn.fetchval("SELECT count(*) FROM customers")
+            if if_empty and existing:
+                return existing
             with _progress() as bar:
                 task = bar.add_task("seeding", total=customers, rate="")
-                started = datetime.now(UTC)
+                started = time.perf_counter()
 
                 def advance(done: int) -> None:
-                    seconds = max((datetime.now(UTC) - started).total_seconds(), 1e-6)
-                    bar.update(task, completed=done, rate=f"{done / seconds:,.0f} customers/s")
+                    rate = done / max(time.perf_counter() - started, 1e-6)
+                    bar.update(task, completed=done, rate=f"{rate:,.0f} customers/s")
 
                 return await seed_database(
                     conn, customers=customers, seed=seed, now=reference, progress=advance
@@ -175,7 +179,14 @@ def seed(
             await conn.close()
 
     report = run(go)
-    console.print(report)
+    if isinstance(report, int):
+        console.print(f"The database already holds {report:,} customers; nothing seeded.")
+        return
+    table = Table("table", "rows added", title=f"Seeded in {report.elapsed_seconds:.1f} s")
+    for name in ("customers", "identities", "products", "purchases", "interactions", "consents"):
+        table.add_row(name, f"{getattr(report, name):,}")
+    console.print(table)
+    console.print(f"customer ids {report.first_customer_id}-{report.last_customer_id}")
 
 
 def main() -> None:

@@ -74,3 +74,13 @@ def test_without_a_database_url_the_embedded_server_is_used(embedded_dir):
     assert status.returncode == 0, status.stderr
     assert "0001" in status.stdout
     assert (embedded_dir / "postgres" / "PG_VERSION").exists()
+
+
+def test_seed_then_if_empty_does_nothing(database_url):
+    env = {"CDM_DATABASE_URL": database_url}
+    result = cdm("seed", "--customers", "40", "--seed", "3", "--now", "2025-06-01", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "customers" in result.stdout
+    again = cdm("seed", "--customers", "40", "--if-empty", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "nothing seeded" in again.stdout

@@ -1,0 +1,1 @@
+"""Getting data in: synthetic data generation and bulk loading (``cdm seed``)."""

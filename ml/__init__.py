@@ -1,0 +1,1 @@
+"""Predictive models over the customer database: features, training, serving, registry."""

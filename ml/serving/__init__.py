@@ -1,0 +1,1 @@
+"""Model serving: scoring customers with the registered champion models."""

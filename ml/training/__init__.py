@@ -1,0 +1,1 @@
+"""Model training: point-in-time datasets, LightGBM training, evaluation, promotion."""
