@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,6 +43,20 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
+def _tune_garbage_collector() -> None:
+    """Keep the cyclic GC off the long-lived heap and out of the request path.
+
+    Requests allocate many short-lived objects (no cycles to speak of), so collections came
+    every few requests, each walking the schema, the document caches and the libraries.
+    Freezing what exists after start-up moves it out of the collector's sight, and a larger
+    first-generation threshold makes collections rarer; memory still gets reclaimed by
+    reference counting.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def create_app(settings: Settings, database_url: str | None = None) -> Starlette:
     """The app for `settings`; `database_url` overrides the settings' (and the embedded one)."""
 
@@ -63,6 +78,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
                 )
             app.state.pool = pool
             app.state.settings = settings
+            _tune_garbage_collector()
             yield
         finally:
             await pool.close()

@@ -349,7 +349,13 @@ async def _settle(pending: list[_Pending], ex: Executor) -> None:
     while pending:
         level = pending[:]
         pending.clear()  # the same list: on failure the caller closes what is left in it
-        values = await asyncio.gather(*(p.awaitable for p in level), return_exceptions=True)
+        if len(level) == 1:  # nothing to run alongside: await it without making a task
+            try:
+                values = [await level[0].awaitable]
+            except Exception as exc:
+                raise Bail from exc
+        else:
+            values = await asyncio.gather(*(p.awaitable for p in level), return_exceptions=True)
         for item, value in zip(level, values, strict=True):
             if isinstance(value, BaseException):
                 raise Bail from value

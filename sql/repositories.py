@@ -135,6 +135,23 @@ class CustomerRepository:
         )
         return _group(rows, _purchase)
 
+    async def purchases_with_products(
+        self, ids: Sequence[int], window: TimeWindow
+    ) -> tuple[dict[int, list[Purchase]], dict[int, Product]]:
+        """As `purchases`, plus the products of those purchases, in one statement."""
+        rows = await self.db.fetch(
+            "purchases_with_products_page_by_customer_ids", list(ids), *_window_args(window)
+        )
+        products = {
+            r["product_id"]: Product(
+                r["product_id"], r["sku"], r["name"], r["category"], r["price"],
+                r["product_currency"], r["product_created_at"],
+            )
+            for r in rows
+            if r["product_id"] is not None
+        }  # fmt: skip
+        return _group(rows, lambda r: Purchase(*r[:12])), products
+
     async def purchase_counts(self, ids: Sequence[int], window: TimeWindow) -> dict[int, int]:
         """Per customer, how many purchases fall in the window's time bounds."""
         rows = await self.db.fetch(

@@ -7,6 +7,7 @@ from typing import Generic, TypeVar
 
 import strawberry
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField, Selection
 
 from api.context import Context
 from domain.pagination import (
@@ -93,6 +94,41 @@ def cursors_for(
     if key is None:
         return lambda index: encode_cursor(ordering, rows[index])  # type: ignore[arg-type]
     return lambda index: encode_cursor(ordering, key(rows[index]))
+
+
+_LOOKAHEAD: dict[tuple[int, tuple], tuple[object, bool]] = {}
+_LOOKAHEAD_SIZE = 10_000
+
+
+def selects(info: GraphQLInfo, *paths: tuple[str, ...]) -> bool:
+    """Whether the client selected any of `paths` below the current field (through fragments).
+
+    Lets a resolver fetch what it will be asked for next in the same statement. The answer
+    depends only on the document, so it is cached per field node of a (cached) document.
+    """
+    node = info._raw_info.field_nodes[0]
+    key = (id(node), paths)
+    hit = _LOOKAHEAD.get(key)
+    if hit is not None and hit[0] is node:
+        return hit[1]
+    below = [s for field in info.selected_fields for s in field.selections]
+    answer = any(_has_path(below, path) for path in paths)
+    if len(_LOOKAHEAD) >= _LOOKAHEAD_SIZE:
+        _LOOKAHEAD.clear()
+    _LOOKAHEAD[key] = (node, answer)  # holding the node keeps its id from being reused
+    return answer
+
+
+def _has_path(selections: list[Selection], path: tuple[str, ...]) -> bool:
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if selection.name == path[0] and (
+                len(path) == 1 or _has_path(selection.selections, path[1:])
+            ):
+                return True
+        elif _has_path(selection.selections, path):  # a fragment: look inside
+            return True
+    return False
 
 
 def page_request(

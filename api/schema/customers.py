@@ -10,7 +10,14 @@ from typing import Annotated, cast
 import strawberry
 
 from api.schema.commerce import PurchaseSummaryType, PurchaseType
-from api.schema.common import Connection, GraphQLInfo, connection, cursors_for, page_request
+from api.schema.common import (
+    Connection,
+    GraphQLInfo,
+    connection,
+    cursors_for,
+    page_request,
+    selects,
+)
 from api.schema.interactions import InteractionType
 from domain import customers
 from domain.commerce import Purchase
@@ -122,7 +129,10 @@ class CustomerType:
     ) -> Connection[PurchaseType]:
         window = _history_page(info, "purchases", first, after, since, until)
         loaders = info.context.loaders
-        rows = await loaders.purchases(window).load(self.pk)
+        if selects(info, ("nodes", "product"), ("edges", "node", "product")):
+            rows = await loaders.purchases_with_products(window).load(self.pk)
+        else:
+            rows = await loaders.purchases(window).load(self.pk)
         on_page = rows[:first]
 
         async def count() -> int:

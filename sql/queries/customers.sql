@@ -37,7 +37,8 @@ SELECT customer_id, purchase_count, order_count, total_spend, first_purchase_at,
 
 -- name: purchases_page_by_customer_ids
 -- Per customer, the newest purchases of a window: $2/$3 bound the time, ($4, $5) is the
--- keyset cursor (purchased_at, id) of the last row seen, $6 the rows to return.
+-- keyset cursor (purchased_at, id) of the last row seen, $6 the rows to return. The outer
+-- ORDER BY makes the per-customer order a guarantee rather than a plan detail.
 SELECT p.id, p.customer_id, p.product_id, p.order_ref, p.quantity, p.unit_price, p.amount,
        p.currency, p.channel, p.purchased_at, p.source, p.external_id
   FROM unnest($1::bigint[]) AS k(customer_id)
@@ -50,7 +51,28 @@ SELECT p.id, p.customer_id, p.product_id, p.order_ref, p.quantity, p.unit_price,
           AND ($4::timestamptz IS NULL OR (p.purchased_at, p.id) < ($4, $5::bigint))
         ORDER BY p.purchased_at DESC, p.id DESC
         LIMIT $6
-       ) p;
+       ) p
+ ORDER BY p.customer_id, p.purchased_at DESC, p.id DESC;
+
+-- name: purchases_with_products_page_by_customer_ids
+-- The same page with each line's product (for clients that select it: one statement less).
+SELECT p.id, p.customer_id, p.product_id, p.order_ref, p.quantity, p.unit_price, p.amount,
+       p.currency, p.channel, p.purchased_at, p.source, p.external_id,
+       pr.sku, pr.name, pr.category, pr.price, pr.currency AS product_currency,
+       pr.created_at AS product_created_at
+  FROM unnest($1::bigint[]) AS k(customer_id)
+ CROSS JOIN LATERAL (
+       SELECT *
+         FROM purchases p
+        WHERE p.customer_id = k.customer_id
+          AND ($2::timestamptz IS NULL OR p.purchased_at >= $2)
+          AND ($3::timestamptz IS NULL OR p.purchased_at < $3)
+          AND ($4::timestamptz IS NULL OR (p.purchased_at, p.id) < ($4, $5::bigint))
+        ORDER BY p.purchased_at DESC, p.id DESC
+        LIMIT $6
+       ) p
+  LEFT JOIN products pr ON pr.id = p.product_id
+ ORDER BY p.customer_id, p.purchased_at DESC, p.id DESC;
 
 -- name: purchase_counts_by_customer_ids
 SELECT k.customer_id, count(p.id) AS n
@@ -75,7 +97,8 @@ SELECT i.id, i.customer_id, i.occurred_at, i.channel, i.kind, i.properties, i.so
           AND ($7::text[] IS NULL OR i.kind = ANY ($7))
         ORDER BY i.occurred_at DESC, i.id DESC
         LIMIT $6
-       ) i;
+       ) i
+ ORDER BY i.customer_id, i.occurred_at DESC, i.id DESC;
 
 -- name: interaction_counts_by_customer_ids
 SELECT k.customer_id, count(i.id) AS n

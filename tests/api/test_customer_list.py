@@ -153,5 +153,22 @@ async def test_page_of_customers_costs_a_fixed_number_of_statements(client, db, 
     nodes = body["data"]["customers"]["nodes"]
     assert len(nodes) == min(customers, 50)
     assert all(len(n["purchases"]["nodes"]) == 3 for n in nodes)
-    # page + count + purchases + summaries + products: the same for 3 or 50 customers.
-    assert response.headers["X-SQL-Statements"] == "5"
+    # page + count + purchases with their products + summaries: the same for 3 or 50 customers.
+    assert response.headers["X-SQL-Statements"] == "4"
+
+
+async def test_products_come_with_purchases_also_through_fragments(client, db):
+    product = await add_product(db, "F-1", "garden")
+    cid = await add_customer(db)
+    await add_purchase(db, cid, T0, "3.00", product_id=product)
+    query = """
+      fragment Line on Purchase { product { sku category } }
+      query($id: ID!) { customer(id: $id) {
+        purchases(first: 5) { edges { node { amount ...Line } } } } }"""
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": {"id": str(cid)}},
+        headers={"Accept": GRAPHQL_RESPONSE},
+    )  # fmt: skip
+    node = response.json()["data"]["customer"]["purchases"]["edges"][0]["node"]
+    assert node == {"amount": "3.00", "product": {"sku": "F-1", "category": "garden"}}
+    assert response.headers["X-SQL-Statements"] == "2"  # customer, purchases + products
