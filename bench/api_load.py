@@ -11,6 +11,7 @@
 
 W1: one customer by id (random per request) with its 10 latest purchases.
 W2: a page of 50 customers, each with its 5 latest purchases and purchase summary.
+W3: text search on name/e-mail (trigram index), first 20 matches and their total count.
 Needs `wrk` (Debian package wrk).
 """
 
@@ -41,6 +42,8 @@ from sql.embedded import ensure_database, start_embedded_server  # noqa: E402
 W1 = """query W1($id: ID!) { customer(id: $id) { id firstName lastName email country
   purchases(first: 10) { nodes { id amount currency purchasedAt quantity
     product { id sku name category } } } } }"""
+W3 = """query W3 { customers(first: 20, filter: {search: "anna"}) { totalCount
+  nodes { id firstName lastName email } } }"""
 W2 = """query W2 { customers(first: 50) { nodes { id firstName lastName email country
   purchases(first: 5) { nodes { id amount currency purchasedAt } }
   purchaseSummary { purchaseCount totalSpend firstPurchaseAt lastPurchaseAt
@@ -178,7 +181,7 @@ def main() -> None:
     results = {}
     try:
         wait_ready(args.port)
-        for name, query, workload_ids in (("W1", W1, ids), ("W2", W2, [])):
+        for name, query, workload_ids in (("W1", W1, ids), ("W2", W2, []), ("W3", W3, [])):
             variables = {"id": str(workload_ids[0])} if workload_ids else {}
             body, headers = post(args.port, query, variables)
             assert "errors" not in body, body
