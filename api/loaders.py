@@ -107,23 +107,22 @@ class Loaders:
             "purchase_summary", self._customers.purchase_summaries, PurchaseSummary.empty
         )
 
-    def purchases(self, window: TimeWindow) -> DataLoader[int, list[Purchase]]:
-        """A page of purchases per customer id, for one window."""
-        repo = self._customers
-        return self._get(("purchases", window), lambda ids: repo.purchases(ids, window), _empty)
-
-    def purchases_with_products(self, window: TimeWindow) -> DataLoader[int, list[Purchase]]:
-        """As `purchases`, also filling `product_by_id` with the purchases' products."""
+    def purchases(
+        self, window: TimeWindow, *, with_products: bool = False
+    ) -> DataLoader[int, list[Purchase]]:
+        """A page of purchases per customer id, for one window; `with_products` also fills
+        `product_by_id` with their products from the same statement."""
         repo = self._customers
 
         async def fetch(ids: Sequence[int]) -> dict[int, list[Purchase]]:
-            purchases, products = await repo.purchases_with_products(ids, window)
-            product_loader = self.product_by_id
-            for product_id, product in products.items():
-                product_loader.prime(product_id, product)
+            purchases, products = await repo.purchases(ids, window, with_products=with_products)
+            if products:
+                product_loader = self.product_by_id
+                for product_id, product in products.items():
+                    product_loader.prime(product_id, product)
             return purchases
 
-        return self._get(("purchases+products", window), fetch, _empty)
+        return self._get(("purchases", window, with_products), fetch, _empty)
 
     def purchase_count(self, window: TimeWindow) -> DataLoader[int, int]:
         """Purchases in the window's time bounds, per customer id."""

@@ -3,12 +3,8 @@
 # against a real PostgreSQL: the embedded one, or CDM_TEST_DATABASE_URL if set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv="${CDM_VENV:-.venv}"
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -e '.[dev]'
+source scripts/_venv.sh
+install_project dev
 "$venv/bin/ruff" check .
 "$venv/bin/ruff" format --check .
 "$venv/bin/lint-imports"

@@ -26,7 +26,7 @@ def _customer(r: asyncpg.Record) -> Customer:
 # These statements select their columns in the dataclass's field order (tests check the
 # mapping), so a record unpacks straight into the domain object: the hot path of every page.
 def _purchase(r: asyncpg.Record) -> Purchase:
-    return Purchase(*r)
+    return Purchase(*r[:12])  # the purchase columns; product columns may follow
 
 
 def _interaction(r: asyncpg.Record) -> Interaction:
@@ -128,19 +128,13 @@ class CustomerRepository:
             for r in rows
         }  # fmt: skip
 
-    async def purchases(self, ids: Sequence[int], window: TimeWindow) -> dict[int, list[Purchase]]:
-        """Per customer, up to ``window.first + 1`` purchases of the window, newest first."""
-        rows = await self.db.fetch(
-            "purchases_page_by_customer_ids", list(ids), *_window_args(window)
-        )
-        return _group(rows, _purchase)
-
-    async def purchases_with_products(
-        self, ids: Sequence[int], window: TimeWindow
+    async def purchases(
+        self, ids: Sequence[int], window: TimeWindow, *, with_products: bool = False
     ) -> tuple[dict[int, list[Purchase]], dict[int, Product]]:
-        """As `purchases`, plus the products of those purchases, in one statement."""
+        """Per customer, up to ``window.first + 1`` purchases of the window, newest first;
+        and, if asked, the products of those purchases (fetched in the same statement)."""
         rows = await self.db.fetch(
-            "purchases_with_products_page_by_customer_ids", list(ids), *_window_args(window)
+            "purchases_page_by_customer_ids", list(ids), *_window_args(window), with_products
         )
         products = {
             r["product_id"]: Product(
@@ -148,9 +142,9 @@ class CustomerRepository:
                 r["product_currency"], r["product_created_at"],
             )
             for r in rows
-            if r["product_id"] is not None
+            if with_products and r["product_id"] is not None
         }  # fmt: skip
-        return _group(rows, lambda r: Purchase(*r[:12])), products
+        return _group(rows, _purchase), products
 
     async def purchase_counts(self, ids: Sequence[int], window: TimeWindow) -> dict[int, int]:
         """Per customer, how many purchases fall in the window's time bounds."""

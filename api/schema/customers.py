@@ -129,10 +129,8 @@ class CustomerType:
     ) -> Connection[PurchaseType]:
         window = _history_page(info, "purchases", first, after, since, until)
         loaders = info.context.loaders
-        if selects(info, ("nodes", "product"), ("edges", "node", "product")):
-            rows = await loaders.purchases_with_products(window).load(self.pk)
-        else:
-            rows = await loaders.purchases(window).load(self.pk)
+        with_products = selects(info, ("nodes", "product"), ("edges", "node", "product"))
+        rows = await loaders.purchases(window, with_products=with_products).load(self.pk)
         on_page = rows[:first]
 
         async def count() -> int:

@@ -37,25 +37,9 @@ SELECT customer_id, purchase_count, order_count, total_spend, first_purchase_at,
 
 -- name: purchases_page_by_customer_ids
 -- Per customer, the newest purchases of a window: $2/$3 bound the time, ($4, $5) is the
--- keyset cursor (purchased_at, id) of the last row seen, $6 the rows to return. The outer
--- ORDER BY makes the per-customer order a guarantee rather than a plan detail.
-SELECT p.id, p.customer_id, p.product_id, p.order_ref, p.quantity, p.unit_price, p.amount,
-       p.currency, p.channel, p.purchased_at, p.source, p.external_id
-  FROM unnest($1::bigint[]) AS k(customer_id)
- CROSS JOIN LATERAL (
-       SELECT *
-         FROM purchases p
-        WHERE p.customer_id = k.customer_id
-          AND ($2::timestamptz IS NULL OR p.purchased_at >= $2)
-          AND ($3::timestamptz IS NULL OR p.purchased_at < $3)
-          AND ($4::timestamptz IS NULL OR (p.purchased_at, p.id) < ($4, $5::bigint))
-        ORDER BY p.purchased_at DESC, p.id DESC
-        LIMIT $6
-       ) p
- ORDER BY p.customer_id, p.purchased_at DESC, p.id DESC;
-
--- name: purchases_with_products_page_by_customer_ids
--- The same page with each line's product (for clients that select it: one statement less).
+-- keyset cursor (purchased_at, id) of the last row seen, $6 the rows to return. With $7 the
+-- lines' products come along (NULL columns otherwise: the join is then skipped outright).
+-- The outer ORDER BY makes the per-customer order a guarantee rather than a plan detail.
 SELECT p.id, p.customer_id, p.product_id, p.order_ref, p.quantity, p.unit_price, p.amount,
        p.currency, p.channel, p.purchased_at, p.source, p.external_id,
        pr.sku, pr.name, pr.category, pr.price, pr.currency AS product_currency,
@@ -71,7 +55,7 @@ SELECT p.id, p.customer_id, p.product_id, p.order_ref, p.quantity, p.unit_price,
         ORDER BY p.purchased_at DESC, p.id DESC
         LIMIT $6
        ) p
-  LEFT JOIN products pr ON pr.id = p.product_id
+  LEFT JOIN products pr ON $7::boolean AND pr.id = p.product_id
  ORDER BY p.customer_id, p.purchased_at DESC, p.id DESC;
 
 -- name: purchase_counts_by_customer_ids
