@@ -21,6 +21,8 @@ class Context:
     customers: CustomerRepository
     products: ProductRepository
     loaders: Loaders
+    # Who is acting, as recorded in merge and audit history ("api" until keys identify callers).
+    actor: str = "api"
     extensions: dict[str, object] = field(default_factory=dict)
 
     @classmethod

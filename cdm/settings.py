@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.survivorship import Policy, Rule
+
 
 class LogLevel(StrEnum):
     """Log levels accepted by ``CDM_LOG_LEVEL``."""
@@ -45,6 +47,15 @@ class Settings(BaseSettings):
         default=100, ge=1, le=10_000, description="Largest `first` a list field accepts."
     )
     graphiql: bool = Field(default=True, description="Serve the GraphiQL IDE on GET /graphql.")
+    survivorship_rule: Rule = Field(
+        default=Rule.MOST_RECENT,
+        description="Which value a profile field keeps when sources disagree: most_recent, "
+        "most_trusted (see CDM_SOURCE_TRUST) or non_empty.",
+    )
+    source_trust: str = Field(
+        default="",
+        description="Sources from most to least trusted, comma-separated (e.g. crm,shop,web).",
+    )
     compiled_queries: bool = Field(
         default=True,
         description="Run queries through the compiled fast path (graphql-core when off).",
@@ -69,6 +80,12 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         # Resolved once so every process (server workers, CLI) agrees on the same directory.
         return value.expanduser().resolve()
+
+    @property
+    def survivorship(self) -> Policy:
+        """The survivorship policy these settings describe."""
+        trust = tuple(s.strip() for s in self.source_trust.split(",") if s.strip())
+        return Policy(self.survivorship_rule, trust)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -63,9 +63,9 @@ class CustomerRepository:
         self.db = db
 
     async def by_ids(self, ids: Sequence[int]) -> dict[int, Customer]:
-        """Customers by id (missing ids are absent from the result)."""
+        """Customers by requested id: a merged id maps to its survivor; unknown ids are absent."""
         rows = await self.db.fetch("customers_by_ids", list(ids))
-        return {r["id"]: _customer(r) for r in rows}
+        return {r["requested_id"]: _customer(r) for r in rows}
 
     async def ids_by_external_id(self, value: str, source: str | None) -> list[int]:
         """Customers known by this external id (from `source`, or from any source)."""
