@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from ingestion.readers import InputError
 from sql.embedded import EmbeddedDatabaseError
 from sql.migrate import MigrationError
 
@@ -31,7 +32,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def describe(exc: BaseException) -> str:
     """A person-readable line for an exception (no traceback, no SQL)."""
-    if isinstance(exc, CliError | EmbeddedDatabaseError | MigrationError):
+    if isinstance(exc, CliError | EmbeddedDatabaseError | MigrationError | InputError):
         return str(exc)
     if isinstance(exc, ValidationError):
         problems = "; ".join(

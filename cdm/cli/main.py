@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cdm.cli import dedupe, quality
+from cdm.cli import dedupe, imports, quality
 from cdm.cli.common import console, migrated_database, progress_bar, settings_from_env
 from cdm.cli.errors import CliError, fail, run
 from cdm.settings import Settings
@@ -170,6 +170,7 @@ def seed(
 
 
 dedupe.register(app)
+imports.register(app)
 quality.register(app)
 
 

@@ -7,6 +7,9 @@ ALTER TABLE customers
     ADD COLUMN field_sources jsonb NOT NULL DEFAULT '{}'
         CHECK (jsonb_typeof(field_sources) = 'object');
 
+-- Identity resolution matches incoming records on phone as well as e-mail.
+CREATE INDEX customers_phone_idx ON customers (phone) WHERE phone IS NOT NULL;
+
 -- A consent decision is identified by who, what, where from and when: importing the same
 -- history twice adds nothing.
 ALTER TABLE consents

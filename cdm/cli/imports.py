@@ -1,0 +1,143 @@
+"""`cdm import ENTITY FILE...`: bulk import with validation, standardisation and a summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cdm.cli.common import console, migrated_database, progress_bar, settings_from_env
+from cdm.cli.errors import CliError, fail, run
+from domain import standardize as std
+from domain.records import ParseOptions
+from domain.standardize import FieldError, TimeRules
+from ingestion.importer import ENTITIES, ImportOptions, ImportSummary, import_files
+from ingestion.readers import FileFormat
+from sql.database import connect
+
+
+def _mapping(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    mapping = {}
+    for part in text.split(","):
+        target, sep, source = part.partition("=")
+        if not sep or not target.strip() or not source.strip():
+            raise CliError(f"--map: {part!r} is not target=source (e.g. email=E-Mail Address)")
+        mapping[target.strip()] = source.strip()
+    return mapping
+
+
+def register(app: typer.Typer) -> None:
+    """Add `import` to the `cdm` app."""
+
+    @app.command("import")
+    def import_command(
+        entity: Annotated[str, typer.Argument(help=f"One of: {', '.join(ENTITIES)}.")],
+        files: Annotated[list[Path], typer.Argument(help="CSV, JSON Lines or Parquet files.")],
+        source: Annotated[
+            str, typer.Option(help="The system the data comes from, e.g. crm or shop.")
+        ] = "import",
+        map_: Annotated[
+            str | None,
+            typer.Option("--map", help="Our field from a column of yours: email=E-Mail,..."),
+        ] = None,
+        file_format: Annotated[
+            str | None, typer.Option("--format", help="csv, jsonl or parquet (default: suffix).")
+        ] = None,
+        delimiter: Annotated[
+            str, typer.Option(help="CSV delimiter: a character, tab, semicolon, whitespace.")
+        ] = ",",
+        no_header: Annotated[
+            bool, typer.Option("--no-header", help="The first line is data, not names.")
+        ] = False,
+        columns: Annotated[
+            str | None, typer.Option(help="Column names, comma-separated (headerless files).")
+        ] = None,
+        encoding: Annotated[str, typer.Option(help="Text encoding of CSV files.")] = "utf-8",
+        time_format: Annotated[
+            str | None, typer.Option(help="strptime format of timestamps, e.g. %Y%m%d.")
+        ] = None,
+        timezone: Annotated[str, typer.Option(help="Zone of timestamps that carry none.")] = "UTC",
+        future_tolerance: Annotated[
+            int, typer.Option(help="Seconds a timestamp may lie in the future (clock skew).")
+        ] = 300,
+        currency: Annotated[
+            str | None, typer.Option(help="Currency for rows that name none, e.g. EUR.")
+        ] = None,
+        phone_region: Annotated[
+            str | None, typer.Option(help="Region of national phone numbers, e.g. DE.")
+        ] = None,
+        create_missing_customers: Annotated[
+            bool,
+            typer.Option(help="Create a minimal customer for an unseen customer external id."),
+        ] = False,
+        rejects: Annotated[
+            Path | None, typer.Option(help="Where to write refused rows (default: beside it).")
+        ] = None,
+        chunk_size: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 50_000,
+    ) -> None:
+        """Import customers, products, purchases, interactions or consents."""
+        if entity not in ENTITIES:
+            fail(f"unknown entity {entity!r}; choose one of {', '.join(ENTITIES)}", 2)
+        settings = settings_from_env()
+        try:
+            options = ImportOptions(
+                entity=entity,
+                parse=ParseOptions(
+                    source=std.source(source),
+                    default_currency=std.currency(currency) if currency else None,
+                    phone_region=phone_region.upper() if phone_region else None,
+                    time=TimeRules(time_format, timezone,
+                                   timedelta(seconds=future_tolerance)),
+                ),
+                file_format=FileFormat(
+                    kind=file_format, delimiter=delimiter, header=not no_header,
+                    columns=tuple(c.strip() for c in columns.split(",")) if columns else None,
+                    encoding=encoding,
+                ),
+                mapping=_mapping(map_),
+                create_missing_customers=create_missing_customers,
+                policy=settings.survivorship,
+                chunk_size=chunk_size,
+            )  # fmt: skip
+        except (FieldError, CliError) as exc:
+            fail(str(exc), 2)
+        for path in files:
+            if not path.is_file():
+                fail(f"{path}: no such file", 2)
+        rejects_path = rejects or files[0].with_name(files[0].stem + ".rejects.csv")
+
+        async def go() -> ImportSummary:
+            url, _ = await migrated_database(settings)
+            conn = await connect(url)
+            try:
+                with rejects_path.open("w", newline="") as sink, progress_bar() as bar:
+                    task = bar.add_task(f"importing {entity}", total=None, rate="")
+                    started = time.perf_counter()
+
+                    def advance(done: int) -> None:
+                        rate = done / max(time.perf_counter() - started, 1e-6)
+                        bar.update(task, completed=done, rate=f"{rate:,.0f} rows/s")
+
+                    return await import_files(conn, files, options, rejects=sink, progress=advance)
+            finally:
+                await conn.close()
+
+        summary = run(go)
+        table = Table("rows read", "inserted", "updated", "unchanged", "rejected")
+        table.add_row(*(f"{n:,}" for n in (summary.read, summary.inserted, summary.updated,
+                                             summary.unchanged, summary.rejected)))  # fmt: skip
+        console.print(table)
+        if summary.rejected:
+            console.print(f"Refused rows and why: {rejects_path}")
+        else:
+            rejects_path.unlink(missing_ok=True)
+        if not summary.balanced:  # would be a bug: say so loudly rather than hide it
+            print("error: the counts do not add up; please report this", file=sys.stderr)
+            raise SystemExit(3)

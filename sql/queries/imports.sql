@@ -1,0 +1,304 @@
+-- Set-based writes of validated records: COPY into per-transaction staging tables, then one
+-- statement per step. Every staging row carries `line`, the record's number in its input, so
+-- refusals found here are reported against the line they came from.
+
+-- name: stage_refs_create
+CREATE TEMP TABLE stage_refs (
+    line             bigint PRIMARY KEY,
+    customer_id      bigint,
+    customer_source  text,
+    customer_ref     text
+) ON COMMIT DROP;
+
+-- name: stage_refs_by_external_id
+UPDATE stage_refs s
+   SET customer_id = i.customer_id
+  FROM identities i
+ WHERE s.customer_id IS NULL
+   AND i.kind = 'external_id' AND i.source = s.customer_source AND i.value = s.customer_ref;
+
+-- name: stage_refs_follow_aliases
+UPDATE stage_refs s
+   SET customer_id = a.customer_id
+  FROM customer_aliases a
+ WHERE a.merged_id = s.customer_id;
+
+-- name: stage_refs_create_missing
+-- A minimal customer (and its external-id identity) per unseen external id.
+WITH missing AS (
+    SELECT customer_source, customer_ref,
+           nextval(pg_get_serial_sequence('customers', 'id')) AS id
+      FROM (SELECT DISTINCT customer_source, customer_ref
+              FROM stage_refs
+             WHERE customer_id IS NULL AND customer_ref IS NOT NULL) d
+), made AS (
+    INSERT INTO customers (id) OVERRIDING SYSTEM VALUE SELECT id FROM missing
+), known AS (
+    INSERT INTO identities (customer_id, kind, source, value)
+    SELECT id, 'external_id', customer_source, customer_ref FROM missing
+)
+UPDATE stage_refs s
+   SET customer_id = m.id
+  FROM missing m
+ WHERE s.customer_id IS NULL
+   AND s.customer_source = m.customer_source AND s.customer_ref = m.customer_ref;
+
+-- name: stage_refs_unresolved
+SELECT s.line,
+       CASE WHEN s.customer_ref IS NULL THEN 'customer_id' ELSE 'customer_external_id' END
+           AS field,
+       CASE WHEN s.customer_ref IS NULL
+            THEN 'no customer with id ' || s.customer_id
+            ELSE 'no customer with external id ' || s.customer_ref || ' in source '
+                 || s.customer_source || ' (use --create-missing-customers to create one)'
+       END AS message
+  FROM stage_refs s
+ WHERE s.customer_id IS NULL
+    OR NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = s.customer_id);
+
+-- name: stage_purchases_create
+CREATE TEMP TABLE stage_purchases (
+    line          bigint PRIMARY KEY,
+    source        text NOT NULL,
+    external_id   text NOT NULL,
+    product_sku   text,
+    order_ref     text,
+    quantity      integer NOT NULL,
+    unit_price    numeric(12, 2),
+    amount        numeric(14, 2) NOT NULL,
+    currency      text NOT NULL,
+    channel       text NOT NULL,
+    purchased_at  timestamptz NOT NULL
+) ON COMMIT DROP;
+
+-- name: stage_purchases_problems
+-- Lines that cannot be written: an unknown product, or an earlier line of the same purchase
+-- (the last line for a purchase wins, as if the lines had been imported one by one).
+SELECT s.line, 'product_sku' AS field, 'unknown_product' AS code,
+       'no product with sku ' || s.product_sku AS message
+  FROM stage_purchases s
+ WHERE s.product_sku IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM products p WHERE p.sku = s.product_sku)
+UNION ALL
+SELECT line, 'external_id', 'superseded', 'a later line (' || last_line || ') has the same purchase'
+  FROM (SELECT s.line,
+               max(s.line) OVER (PARTITION BY r.customer_id, s.source, s.external_id) AS last_line
+          FROM stage_purchases s JOIN stage_refs r USING (line)) d
+ WHERE line < last_line;
+
+-- name: stage_purchases_drop
+DELETE FROM stage_purchases WHERE line = ANY ($1::bigint[]);
+
+-- name: stage_purchases_upsert
+-- Returns how many purchases were inserted and how many changed; the rest were unchanged.
+WITH written AS (
+    INSERT INTO purchases AS t (customer_id, product_id, order_ref, quantity, unit_price, amount,
+                                currency, channel, purchased_at, source, external_id)
+    SELECT r.customer_id, p.id, s.order_ref, s.quantity, s.unit_price, s.amount, s.currency,
+           s.channel, s.purchased_at, s.source, s.external_id
+      FROM stage_purchases s
+      JOIN stage_refs r USING (line)
+      LEFT JOIN products p ON p.sku = s.product_sku
+    ON CONFLICT (customer_id, source, external_id) DO UPDATE
+       SET product_id = EXCLUDED.product_id, order_ref = EXCLUDED.order_ref,
+           quantity = EXCLUDED.quantity, unit_price = EXCLUDED.unit_price,
+           amount = EXCLUDED.amount, currency = EXCLUDED.currency, channel = EXCLUDED.channel,
+           purchased_at = EXCLUDED.purchased_at, recorded_at = now()
+     WHERE (t.product_id, t.order_ref, t.quantity, t.unit_price, t.amount, t.currency,
+            t.channel, t.purchased_at)
+           IS DISTINCT FROM
+           (EXCLUDED.product_id, EXCLUDED.order_ref, EXCLUDED.quantity, EXCLUDED.unit_price,
+            EXCLUDED.amount, EXCLUDED.currency, EXCLUDED.channel, EXCLUDED.purchased_at)
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) AS inserted,
+       count(*) FILTER (WHERE NOT inserted) AS updated
+  FROM written;
+
+-- name: stage_interactions_create
+CREATE TEMP TABLE stage_interactions (
+    line          bigint PRIMARY KEY,
+    source        text NOT NULL,
+    external_id   text NOT NULL,
+    occurred_at   timestamptz NOT NULL,
+    channel       text NOT NULL,
+    kind          text NOT NULL,
+    properties    jsonb NOT NULL
+) ON COMMIT DROP;
+
+-- name: stage_interactions_problems
+SELECT line, 'external_id' AS field, 'superseded' AS code,
+       'a later line (' || last_line || ') has the same interaction' AS message
+  FROM (SELECT s.line,
+               max(s.line) OVER (PARTITION BY r.customer_id, s.source, s.external_id) AS last_line
+          FROM stage_interactions s JOIN stage_refs r USING (line)) d
+ WHERE line < last_line;
+
+-- name: stage_interactions_drop
+DELETE FROM stage_interactions WHERE line = ANY ($1::bigint[]);
+
+-- name: stage_interactions_upsert
+WITH written AS (
+    INSERT INTO interactions AS t (customer_id, occurred_at, channel, kind, properties, source,
+                                   external_id)
+    SELECT r.customer_id, s.occurred_at, s.channel, s.kind, s.properties, s.source,
+           s.external_id
+      FROM stage_interactions s
+      JOIN stage_refs r USING (line)
+    ON CONFLICT (customer_id, source, external_id) DO UPDATE
+       SET occurred_at = EXCLUDED.occurred_at, channel = EXCLUDED.channel,
+           kind = EXCLUDED.kind, properties = EXCLUDED.properties, recorded_at = now()
+     WHERE (t.occurred_at, t.channel, t.kind, t.properties)
+           IS DISTINCT FROM
+           (EXCLUDED.occurred_at, EXCLUDED.channel, EXCLUDED.kind, EXCLUDED.properties)
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) AS inserted,
+       count(*) FILTER (WHERE NOT inserted) AS updated
+  FROM written;
+
+-- name: stage_consents_create
+CREATE TEMP TABLE stage_consents (
+    line          bigint PRIMARY KEY,
+    source        text NOT NULL,
+    purpose       text NOT NULL,
+    granted       boolean NOT NULL,
+    recorded_at   timestamptz NOT NULL
+) ON COMMIT DROP;
+
+-- name: stage_consents_problems
+SELECT line, 'recorded_at' AS field, 'superseded' AS code,
+       'a later line (' || last_line || ') records the same decision' AS message
+  FROM (SELECT s.line,
+               max(s.line) OVER (PARTITION BY r.customer_id, s.purpose, s.source, s.recorded_at)
+                   AS last_line
+          FROM stage_consents s JOIN stage_refs r USING (line)) d
+ WHERE line < last_line;
+
+-- name: stage_consents_drop
+DELETE FROM stage_consents WHERE line = ANY ($1::bigint[]);
+
+-- name: stage_consents_upsert
+-- Consent history is append-only: a decision already recorded is left as it is.
+WITH written AS (
+    INSERT INTO consents (customer_id, purpose, granted, source, recorded_at)
+    SELECT r.customer_id, s.purpose, s.granted, s.source, s.recorded_at
+      FROM stage_consents s
+      JOIN stage_refs r USING (line)
+    ON CONFLICT (customer_id, purpose, source, recorded_at) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) AS inserted, 0::bigint AS updated FROM written;
+
+-- name: stage_products_create
+CREATE TEMP TABLE stage_products (
+    line      bigint PRIMARY KEY,
+    sku       text NOT NULL,
+    name      text NOT NULL,
+    category  text NOT NULL,
+    price     numeric(12, 2) NOT NULL,
+    currency  text NOT NULL
+) ON COMMIT DROP;
+
+-- name: stage_products_problems
+SELECT line, 'sku' AS field, 'superseded' AS code,
+       'a later line (' || last_line || ') has the same sku' AS message
+  FROM (SELECT line, max(line) OVER (PARTITION BY sku) AS last_line FROM stage_products) d
+ WHERE line < last_line;
+
+-- name: stage_products_drop
+DELETE FROM stage_products WHERE line = ANY ($1::bigint[]);
+
+-- name: stage_products_upsert
+WITH written AS (
+    INSERT INTO products AS t (sku, name, category, price, currency)
+    SELECT sku, name, category, price, currency FROM stage_products
+    ON CONFLICT (sku) DO UPDATE
+       SET name = EXCLUDED.name, category = EXCLUDED.category, price = EXCLUDED.price,
+           currency = EXCLUDED.currency
+     WHERE (t.name, t.category, t.price, t.currency)
+           IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.category, EXCLUDED.price, EXCLUDED.currency)
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) AS inserted,
+       count(*) FILTER (WHERE NOT inserted) AS updated
+  FROM written;
+
+-- name: import_run_start
+INSERT INTO import_runs (entity, source, files) VALUES ($1, $2, $3) RETURNING id;
+
+-- name: import_run_finish
+UPDATE import_runs
+   SET finished_at = now(), status = $2, rows_read = $3, inserted = $4, updated = $5,
+       unchanged = $6, rejected = $7
+ WHERE id = $1;
+
+-- name: customer_matches
+-- Existing customers sharing an identity with incoming records: external ids of the given
+-- source, and e-mails and phones (any source, identities and profiles).
+SELECT 'x' AS kind, value, customer_id
+  FROM identities
+ WHERE kind = 'external_id' AND source = $1 AND value = ANY ($2::text[])
+UNION ALL
+SELECT 'e', value, customer_id FROM identities WHERE kind = 'email' AND value = ANY ($3::text[])
+UNION ALL
+SELECT 'e', email, id FROM customers WHERE email = ANY ($3::text[])
+UNION ALL
+SELECT 'p', value, customer_id FROM identities WHERE kind = 'phone' AND value = ANY ($4::text[])
+UNION ALL
+SELECT 'p', phone, id FROM customers WHERE phone = ANY ($4::text[]);
+
+-- name: customer_profiles_for_update
+SELECT id, first_name, last_name, email, phone, country, birth_date, field_sources
+  FROM customers
+ WHERE id = ANY ($1::bigint[])
+ ORDER BY id
+   FOR UPDATE;
+
+-- name: customer_ids_allocate
+SELECT nextval(pg_get_serial_sequence('customers', 'id')) AS id FROM generate_series(1, $1);
+
+-- name: stage_customers_create
+CREATE TEMP TABLE stage_customers (
+    id             bigint PRIMARY KEY,
+    is_new         boolean NOT NULL,
+    first_name     text,
+    last_name      text,
+    email          text,
+    phone          text,
+    country        text,
+    birth_date     date,
+    field_sources  text NOT NULL,
+    observed_at    timestamptz NOT NULL
+) ON COMMIT DROP;
+
+-- name: stage_customers_insert
+INSERT INTO customers (id, first_name, last_name, email, phone, country, birth_date,
+                       field_sources, created_at, updated_at)
+OVERRIDING SYSTEM VALUE
+SELECT id, first_name, last_name, email, phone, country, birth_date, field_sources::jsonb,
+       now(), now()
+  FROM stage_customers
+ WHERE is_new;
+
+-- name: stage_customers_update
+UPDATE customers c
+   SET first_name = s.first_name, last_name = s.last_name, email = s.email, phone = s.phone,
+       country = s.country, birth_date = s.birth_date, field_sources = s.field_sources::jsonb,
+       updated_at = greatest(now(), c.created_at)
+  FROM stage_customers s
+ WHERE s.id = c.id AND NOT s.is_new;
+
+-- name: stage_identities_create
+CREATE TEMP TABLE stage_identities (
+    customer_id  bigint NOT NULL,
+    kind         text NOT NULL,
+    source       text NOT NULL,
+    value        text NOT NULL
+) ON COMMIT DROP;
+
+-- name: stage_identities_insert
+INSERT INTO identities (customer_id, kind, source, value)
+SELECT DISTINCT ON (kind, source, value) customer_id, kind, source, value
+  FROM stage_identities
+ON CONFLICT (kind, source, value) DO NOTHING;
