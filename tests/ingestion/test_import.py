@@ -229,7 +229,8 @@ async def test_unreadable_lines_are_rejected_not_dropped(db, tmp_path):
     text = "sku,name,category,price\nA,Mug,k,1\nB,only two\n"
     summary, rejects = await _import(db, tmp_path, text, _options("products"))
     assert (summary.read, summary.inserted, summary.rejected) == (2, 1, 1)
-    assert rejects[0]["line"] == "3" and rejects[0]["code"] == "unreadable"
+    assert rejects[0]["line"] == "3"
+    assert rejects[0]["code"] == "unreadable"
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path):
