@@ -40,6 +40,8 @@ class ParseOptions:
 
     source: str
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # The system whose external ids name customers in these records (default: `source`).
+    customer_source: str | None = None
     default_currency: str | None = None
     phone_region: str | None = None
     time: TimeRules = field(default_factory=TimeRules)
@@ -189,7 +191,8 @@ def _customer_ref(f: _Fields, options: ParseOptions) -> CustomerRef:
             f.errors.append(FieldError("customer_id", "invalid_id", f"{raw_id!r} is not an id"))
         else:
             customer_id = int(text)
-    source = f.take("customer_source", lambda v: std.source(v) if v is not None else options.source)
+    default_source = options.customer_source or options.source
+    source = f.take("customer_source", lambda v: std.source(v) if v is not None else default_source)
     return CustomerRef(customer_id, source, external)
 
 

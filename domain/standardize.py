@@ -31,6 +31,8 @@ class FieldError(Exception):
 
 
 _SPACES = re.compile(r"\s+")
+# strptime formats that fromisoformat reads identically and several times faster.
+_ISO_FORMATS = {"%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d", "%Y-%m-%d %H:%M"}
 # Common names for countries that ISO 3166 spells otherwise; anything else must match exactly.
 _COUNTRY_ALIASES = {"UK": "GB", "ENGLAND": "GB", "GREAT BRITAIN": "GB", "USA": "US",
                     "U.S.A.": "US", "U.S.": "US", "HOLLAND": "NL"}  # fmt: skip
@@ -176,7 +178,7 @@ class TimeRules:
     how far in the future a value may lie (clock skew between systems)."""
 
     format: str | None = None
-    naive_zone: str = "UTC"
+    naive_zone: str | None = "UTC"  # None: a timestamp without a zone is refused
     future_tolerance: timedelta = timedelta(minutes=5)
 
 
@@ -191,7 +193,7 @@ def timestamp(
         if text is None:
             raise FieldError(field, "missing", "no timestamp")
         try:
-            if rules.format:
+            if rules.format and rules.format not in _ISO_FORMATS:
                 value = datetime.strptime(text, rules.format)
             else:
                 value = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -201,6 +203,8 @@ def timestamp(
                 field, "invalid_timestamp", f"{text!r} does not match {expected}"
             ) from None
     if value.tzinfo is None:
+        if rules.naive_zone is None:
+            raise FieldError(field, "missing_zone", "needs a time zone, e.g. 2024-05-01T12:00:00Z")
         value = value.replace(tzinfo=_zone(rules.naive_zone))
     value = value.astimezone(UTC)
     if value > now + rules.future_tolerance:

@@ -9,6 +9,7 @@ and run again ends with exactly the data of one clean run.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ class ImportOptions:
     mapping: Mapping[str, str] | None = None
     create_missing_customers: bool = False
     policy: Policy = field(default_factory=Policy)
-    chunk_size: int = 50_000
+    chunk_size: int = 25_000
 
 
 @dataclass
@@ -79,22 +80,29 @@ class _Rejects:
             self.writer.writerow([path.name, line, error.field, error.code, error.message, text])
 
 
+async def write_records(
+    conn: asyncpg.Connection, options: ImportOptions, lines: Sequence[tuple[int, Any]]
+) -> imports.WriteResult:
+    """Write validated records of `options.entity` (the caller holds the transaction)."""
+    if not lines:
+        return imports.WriteResult()
+    if options.entity == "customers":
+        return await imports.write_customers(conn, lines, options.policy)
+    if options.entity == "products":
+        return await imports.write_products(conn, lines)
+    writer = {
+        "purchases": imports.write_purchases,
+        "interactions": imports.write_interactions,
+        "consents": imports.write_consents,
+    }[options.entity]
+    return await writer(conn, lines, create_missing_customers=options.create_missing_customers)
+
+
 async def _write_chunk(
     conn: asyncpg.Connection, options: ImportOptions, lines: Sequence[tuple[int, Any]]
 ) -> imports.WriteResult:
-    if not lines:
-        return imports.WriteResult()
     async with conn.transaction():
-        if options.entity == "customers":
-            return await imports.write_customers(conn, lines, options.policy)
-        if options.entity == "products":
-            return await imports.write_products(conn, lines)
-        writer = {
-            "purchases": imports.write_purchases,
-            "interactions": imports.write_interactions,
-            "consents": imports.write_consents,
-        }[options.entity]
-        return await writer(conn, lines, create_missing_customers=options.create_missing_customers)
+        return await write_records(conn, options, lines)
 
 
 def parse_chunk(
@@ -117,6 +125,43 @@ def parse_chunk(
     return good, bad
 
 
+async def _import_file(
+    conn: asyncpg.Connection, path: Path, options: ImportOptions, summary: ImportSummary,
+    sink: _Rejects, progress: Callable[[int], None] | None,
+) -> None:  # fmt: skip
+    chunks = read_chunks(path, options.file_format, options.chunk_size)
+
+    def read_and_parse() -> tuple[list[Numbered], list, list] | None:
+        chunk = next(chunks, None)
+        return None if chunk is None else (chunk, *parse_chunk(chunk, options))
+
+    # The next chunk is read and validated in a thread while the database writes this one:
+    # the event loop mostly waits on PostgreSQL meanwhile, so the two overlap.
+    pending = asyncio.ensure_future(asyncio.to_thread(read_and_parse))
+    try:
+        while (item := await pending) is not None:
+            pending = asyncio.ensure_future(asyncio.to_thread(read_and_parse))
+            chunk, good, bad = item
+            result = await _write_chunk(conn, options, good)
+            summary.read += len(chunk)
+            summary.inserted += result.inserted
+            summary.updated += result.updated
+            summary.unchanged += result.unchanged
+            summary.rejected += len(bad) + len(result.rejected)
+            for line, errors, raw in bad:
+                for error in errors:
+                    sink.add(path, line, error, raw)
+            raw_by_line = {line: raw for line, raw, _ in chunk}
+            for line, error in sorted(result.rejected.items()):
+                sink.add(path, line, error, raw_by_line.get(line))
+            if progress is not None:
+                progress(summary.read)
+    finally:
+        if not pending.done():
+            pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+
+
 async def import_files(
     conn: asyncpg.Connection,
     paths: Sequence[Path],
@@ -136,22 +181,7 @@ async def import_files(
     status = "failed"
     try:
         for path in paths:
-            for chunk in read_chunks(path, options.file_format, options.chunk_size):
-                good, bad = parse_chunk(chunk, options)
-                raw_by_line = {line: raw for line, raw, _ in chunk}
-                result = await _write_chunk(conn, options, good)
-                summary.read += len(chunk)
-                summary.inserted += result.inserted
-                summary.updated += result.updated
-                summary.unchanged += result.unchanged
-                summary.rejected += len(bad) + len(result.rejected)
-                for line, errors, raw in bad:
-                    for error in errors:
-                        sink.add(path, line, error, raw)
-                for line, error in sorted(result.rejected.items()):
-                    sink.add(path, line, error, raw_by_line.get(line))
-                if progress is not None:
-                    progress(summary.read)
+            await _import_file(conn, path, options, summary, sink, progress)
         status = "succeeded"
     finally:
         await conn.execute(

@@ -132,7 +132,6 @@ async def write_interactions(
     result = WriteResult()
     await _stage_refs(conn, [(n, r.customer) for n, r in lines], create_missing_customers, result)
     await conn.execute(query("stage_interactions_create"))
-    # Staged as text (not jsonb) so COPY's binary format needs no jsonb codec.
     await conn.copy_records_to_table(
         "stage_interactions",
         records=[

@@ -9,8 +9,9 @@ from api.schema.commerce import ProductQueries
 from api.schema.customers import CustomerQueries
 from api.schema.identity import IdentityMutations, IdentityQueries
 from api.schema.quality import QualityQueries
+from api.schema.writes import WriteMutations
 
 Query = merge_types("Query", (CustomerQueries, ProductQueries, IdentityQueries, QualityQueries))
-Mutation = merge_types("Mutation", (IdentityMutations,))
+Mutation = merge_types("Mutation", (WriteMutations, IdentityMutations))
 
 schema = strawberry.Schema(query=Query, mutation=Mutation)

@@ -43,6 +43,10 @@ def register(app: typer.Typer) -> None:
         source: Annotated[
             str, typer.Option(help="The system the data comes from, e.g. crm or shop.")
         ] = "import",
+        customer_source: Annotated[
+            str | None,
+            typer.Option(help="The system whose ids name customers here (default: --source)."),
+        ] = None,
         map_: Annotated[
             str | None,
             typer.Option("--map", help="Our field from a column of yours: email=E-Mail,..."),
@@ -80,7 +84,7 @@ def register(app: typer.Typer) -> None:
         rejects: Annotated[
             Path | None, typer.Option(help="Where to write refused rows (default: beside it).")
         ] = None,
-        chunk_size: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 50_000,
+        chunk_size: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 25_000,
     ) -> None:
         """Import customers, products, purchases, interactions or consents."""
         if entity not in ENTITIES:
@@ -91,6 +95,7 @@ def register(app: typer.Typer) -> None:
                 entity=entity,
                 parse=ParseOptions(
                     source=std.source(source),
+                    customer_source=std.source(customer_source) if customer_source else None,
                     default_currency=std.currency(currency) if currency else None,
                     phone_region=phone_region.upper() if phone_region else None,
                     time=TimeRules(time_format, timezone,

@@ -123,7 +123,7 @@ CREATE TEMP TABLE stage_interactions (
     occurred_at   timestamptz NOT NULL,
     channel       text NOT NULL,
     kind          text NOT NULL,
-    properties    jsonb NOT NULL
+    properties    text NOT NULL  -- JSON text: binary COPY cannot take our jsonb codec
 ) ON COMMIT DROP;
 
 -- name: stage_interactions_problems
@@ -141,7 +141,7 @@ DELETE FROM stage_interactions WHERE line = ANY ($1::bigint[]);
 WITH written AS (
     INSERT INTO interactions AS t (customer_id, occurred_at, channel, kind, properties, source,
                                    external_id)
-    SELECT r.customer_id, s.occurred_at, s.channel, s.kind, s.properties, s.source,
+    SELECT r.customer_id, s.occurred_at, s.channel, s.kind, s.properties::jsonb, s.source,
            s.external_id
       FROM stage_interactions s
       JOIN stage_refs r USING (line)
