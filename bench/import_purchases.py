@@ -50,7 +50,7 @@ async def fresh_database(customers: int) -> tuple[str, list[str]]:
         await migrate.migrate(conn)
         started = time.perf_counter()
         await seed_database(conn, customers=customers, seed=3, now=NOW)
-        print(f"seeded {customers} customers in {time.perf_counter() - started:.1f} s")
+        print(f"seeded {customers} customers in {time.perf_counter() - started:.1f} s", flush=True)
         rows = await conn.fetch(
             "SELECT value FROM identities WHERE kind = 'external_id' AND source = 'crm'"
         )
@@ -89,7 +89,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"purchases_{args.rows}.csv"
     write_csv(path, args.rows, crm_ids, skus)
-    print(f"wrote {path} ({path.stat().st_size / 2**20:.0f} MiB)")
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.0f} MiB)", flush=True)
     command = [
         sys.executable, "-m", "cdm.cli", "import", "purchases", str(path), "--source", "pos",
         "--map", "external_id=Order Line,customer_external_id=CRM,product_sku=Article,"

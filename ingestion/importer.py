@@ -46,7 +46,7 @@ class ImportOptions:
     mapping: Mapping[str, str] | None = None
     create_missing_customers: bool = False
     policy: Policy = field(default_factory=Policy)
-    chunk_size: int = 25_000
+    chunk_size: int = 10_000
 
 
 @dataclass

@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
         rejects: Annotated[
             Path | None, typer.Option(help="Where to write refused rows (default: beside it).")
         ] = None,
-        chunk_size: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 25_000,
+        chunk_size: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 10_000,
     ) -> None:
         """Import customers, products, purchases, interactions or consents."""
         if entity not in ENTITIES:

@@ -33,10 +33,20 @@ SELECT DISTINCT ON (customer_id, purpose)
  ORDER BY customer_id, purpose, recorded_at DESC, id DESC;
 
 -- name: purchase_summaries_by_customer_ids
-SELECT customer_id, purchase_count, order_count, total_spend, first_purchase_at,
-       last_purchase_at, distinct_products, distinct_categories, currencies
-  FROM customer_purchase_stats
- WHERE customer_id = ANY ($1::bigint[]);
+-- Stored running totals, plus the distinct counts computed from each customer's purchases
+-- (an index range per customer; they cannot be kept by addition).
+SELECT s.customer_id, s.purchase_count, d.order_count, s.total_spend, s.first_purchase_at,
+       s.last_purchase_at, d.distinct_products, d.distinct_categories, s.currencies
+  FROM customer_purchase_stats s
+ CROSS JOIN LATERAL (
+       SELECT count(DISTINCT coalesce(p.order_ref, p.external_id)) AS order_count,
+              count(DISTINCT p.product_id) AS distinct_products,
+              count(DISTINCT pr.category) AS distinct_categories
+         FROM purchases p
+         LEFT JOIN products pr ON pr.id = p.product_id
+        WHERE p.customer_id = s.customer_id
+       ) d
+ WHERE s.customer_id = ANY ($1::bigint[]);
 
 -- name: purchases_page_by_customer_ids
 -- Per customer, the newest purchases of a window: $2/$3 bound the time, ($4, $5) is the
