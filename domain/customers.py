@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+
+from domain.survivorship import FieldSource
 
 
 class IdentityKind(StrEnum):
@@ -30,6 +33,8 @@ class Customer:
     birth_date: date | None
     created_at: datetime
     updated_at: datetime
+    # Which source gave each profile field its value, and when (survivorship).
+    field_sources: Mapping[str, FieldSource] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str | None:

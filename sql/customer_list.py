@@ -15,7 +15,7 @@ from domain.pagination import SortValue
 
 _COLUMNS = (
     "c.id, c.first_name, c.last_name, c.email, c.phone, c.country, c.birth_date, "
-    "c.created_at, c.updated_at"
+    "c.created_at, c.updated_at, c.field_sources"
 )
 _SORT_EXPRESSIONS = {
     CustomerSortField.CREATED_AT: "c.created_at",

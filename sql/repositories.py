@@ -12,6 +12,7 @@ from domain.customer_queries import CustomerFilter, CustomerOrder, TimeWindow, c
 from domain.customers import Consent, Customer, Identity, IdentityKind
 from domain.interactions import Interaction
 from domain.pagination import Page, PageRequest
+from domain.survivorship import FieldSource
 from sql.customer_list import customer_count_statement, customer_page_statement
 from sql.executor import Database
 
@@ -20,6 +21,7 @@ def _customer(r: asyncpg.Record) -> Customer:
     return Customer(
         r["id"], r["first_name"], r["last_name"], r["email"], r["phone"], r["country"],
         r["birth_date"], r["created_at"], r["updated_at"],
+        {name: FieldSource.from_json(v) for name, v in r["field_sources"].items()},
     )  # fmt: skip
 
 

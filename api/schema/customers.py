@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Annotated, cast
 
 import strawberry
+from strawberry.utils.str_converters import to_camel_case
 
 from api.schema.commerce import PurchaseSummaryType, PurchaseType
 from api.schema.common import (
@@ -31,6 +33,7 @@ from domain.customer_queries import (
 from domain.errors import AmbiguousLookup, UserError
 from domain.ids import parse_id
 from domain.interactions import Interaction
+from domain.survivorship import FieldSource
 
 IdentityKindEnum = strawberry.enum(customers.IdentityKind, name="IdentityKind")
 
@@ -41,6 +44,13 @@ class IdentityType:
     source: str
     value: str
     created_at: datetime
+
+
+@strawberry.type(name="ProfileFieldSource", description="Where a profile field's value came from.")
+class FieldSourceType:
+    field: str = strawberry.field(description="The profile field, e.g. email or lastName.")
+    source: str
+    at: datetime = strawberry.field(description="When the source observed the value.")
 
 
 @strawberry.type(name="Consent", description="The current decision for one purpose.")
@@ -91,6 +101,14 @@ class CustomerType:
     created_at: datetime
     updated_at: datetime
     pk: strawberry.Private[int]
+    sources: strawberry.Private[Mapping[str, FieldSource]]
+
+    @strawberry.field(description="Which source gave each profile field its value, and when.")
+    def field_sources(self) -> list[FieldSourceType]:
+        return [
+            FieldSourceType(field=to_camel_case(name), source=origin.source, at=origin.at)
+            for name, origin in sorted(self.sources.items())
+        ]
 
     @classmethod
     def from_domain(cls, c: customers.Customer) -> CustomerType:
@@ -99,6 +117,7 @@ class CustomerType:
             id=strawberry.ID(str(c.id)), first_name=c.first_name, last_name=c.last_name,
             full_name=c.full_name, email=c.email, phone=c.phone, country=c.country,
             birth_date=c.birth_date, created_at=c.created_at, updated_at=c.updated_at, pk=c.id,
+            sources=c.field_sources,
         )  # fmt: skip
 
     @strawberry.field(description="Every identity sources know this customer by.")

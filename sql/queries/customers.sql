@@ -2,7 +2,7 @@
 -- By id; an id merged into another customer resolves to the survivor (requested_id says
 -- which id was asked for).
 SELECT c.id, c.first_name, c.last_name, c.email, c.phone, c.country, c.birth_date,
-       c.created_at, c.updated_at, k.id AS requested_id
+       c.created_at, c.updated_at, c.field_sources, k.id AS requested_id
   FROM unnest($1::bigint[]) AS k(id)
   LEFT JOIN customer_aliases a ON a.merged_id = k.id
   JOIN customers c ON c.id = coalesce(a.customer_id, k.id);

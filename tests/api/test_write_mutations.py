@@ -120,3 +120,20 @@ async def test_products_upsert(client, db):
         "updated": 1,
         "unchanged": 0,
     }
+
+
+async def test_field_sources_say_who_gave_each_value(client, db):
+    first = {"source": "web", "input": {"email": "ada@example.com", "firstName": "Ada",
+             "observedAt": "2025-01-01T00:00:00Z"}}  # fmt: skip
+    cid = data(await gql(client, UPSERT, first))["upsertCustomer"]["id"]
+    later = {"source": "crm", "input": {"email": "ada@example.com", "lastName": "Lovelace",
+             "observedAt": "2025-02-01T00:00:00Z"}}  # fmt: skip
+    await gql(client, UPSERT, later)
+    query = "query($id: ID!) { customer(id: $id) { fieldSources { field source at } } }"
+    sources = data(await gql(client, query, {"id": cid}))["customer"]["fieldSources"]
+    assert [(s["field"], s["source"]) for s in sources] == [
+        ("email", "web"),
+        ("firstName", "web"),
+        ("lastName", "crm"),
+    ]
+    assert sources[2]["at"].startswith("2025-02-01")
