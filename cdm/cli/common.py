@@ -3,17 +3,47 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperCommand, TyperGroup
 
 from cdm.cli.errors import describe, fail
 from cdm.settings import Settings, load_settings
 from sql import migrate
 from sql.database import connect, resolve_database_url
 
+try:  # recent typer vendors click; its usage errors derive from TyperException
+    from typer.exceptions import TyperException as _UsageError
+except ImportError:  # older typer runs on click itself
+    from click import ClickException as _UsageError  # type: ignore[assignment]
+
 console = Console()
+
+
+class OneLineErrors(TyperCommand):
+    """Report a bad option or argument as one line (exit 2) instead of usage and a panel."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        """Parse as usual; a usage error becomes one line."""
+        try:
+            return super().parse_args(ctx, args)
+        except _UsageError as exc:
+            fail(f"{exc.format_message()} (see --help)", exc.exit_code)
+
+
+class OneLineGroupErrors(TyperGroup):
+    """The same for the command group (an unknown command)."""
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        """Resolve as usual; an unknown command becomes one line."""
+        try:
+            return super().resolve_command(ctx, args)
+        except _UsageError as exc:
+            fail(f"{exc.format_message()} (see cdm --help)", exc.exit_code)
 
 
 def settings_from_env(**overrides: object) -> Settings:

@@ -11,7 +11,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cdm.cli.common import console, migrated_database, progress_bar, settings_from_env
+from cdm.cli.common import (
+    OneLineErrors,
+    console,
+    migrated_database,
+    progress_bar,
+    settings_from_env,
+)
 from cdm.cli.errors import CliError, fail, run
 from domain import standardize as std
 from domain.records import ParseOptions
@@ -36,7 +42,7 @@ def _mapping(text: str | None) -> dict[str, str]:
 def register(app: typer.Typer) -> None:
     """Add `import` to the `cdm` app."""
 
-    @app.command("import")
+    @app.command("import", cls=OneLineErrors)
     def import_command(
         entity: Annotated[str, typer.Argument(help=f"One of: {', '.join(ENTITIES)}.")],
         files: Annotated[list[Path], typer.Argument(help="CSV, JSON Lines or Parquet files.")],

@@ -13,7 +13,14 @@ import typer
 from rich.table import Table
 
 from cdm.cli import dedupe, imports, quality
-from cdm.cli.common import console, migrated_database, progress_bar, settings_from_env
+from cdm.cli.common import (
+    OneLineErrors,
+    OneLineGroupErrors,
+    console,
+    migrated_database,
+    progress_bar,
+    settings_from_env,
+)
 from cdm.cli.errors import CliError, fail, run
 from cdm.settings import Settings
 from ingestion.seed import SeedReport, default_now, seed_database
@@ -22,15 +29,20 @@ from sql.database import connect, resolve_database_url
 
 app = typer.Typer(
     help="CDM: a customer database with a GraphQL API.",
+    cls=OneLineGroupErrors,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-db_app = typer.Typer(help="Database schema: apply and inspect migrations.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database schema: apply and inspect migrations.",
+    no_args_is_help=True,
+    cls=OneLineGroupErrors,
+)
 app.add_typer(db_app, name="db")
 
 
-@db_app.command("migrate")
+@db_app.command("migrate", cls=OneLineErrors)
 def db_migrate() -> None:
     """Apply pending migrations (safe to run again, and from several processes at once)."""
     settings = settings_from_env()
@@ -50,7 +62,7 @@ async def _status(settings: Settings) -> list[migrate.MigrationState]:
         await conn.close()
 
 
-@db_app.command("status")
+@db_app.command("status", cls=OneLineErrors)
 def db_status() -> None:
     """List migrations and whether each is applied."""
     states = run(_status, settings_from_env())
@@ -73,7 +85,7 @@ def _check_port_free(host: str, port: int) -> None:
             ) from None
 
 
-@app.command()
+@app.command(cls=OneLineErrors)
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind [env CDM_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [env CDM_PORT].")] = None,
@@ -121,7 +133,7 @@ def _exit_quietly(_signum: int, _frame: object) -> None:
     raise SystemExit(0)
 
 
-@app.command()
+@app.command(cls=OneLineErrors)
 def seed(
     customers: Annotated[int, typer.Option(min=1, help="How many customers to add.")] = 10_000,
     seed: Annotated[int, typer.Option(min=0, help="Random seed: same seed, same data.")] = 42,

@@ -8,30 +8,13 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.table import Table
-from typer.core import TyperCommand
 
-from cdm.cli.common import console, migrated_database, settings_from_env
-from cdm.cli.errors import fail, run
+from cdm.cli.common import OneLineErrors, console, migrated_database, settings_from_env
+from cdm.cli.errors import run
 from cdm.settings import Settings
 from domain.quality import Check, FieldQuality, QualityReport
 from sql.database import connect
 from sql.quality import read_quality_report
-
-try:  # recent typer vendors click; its usage errors derive from TyperException
-    from typer.exceptions import TyperException as _ClickError
-except ImportError:  # older typer runs on click itself
-    from click import ClickException as _ClickError  # type: ignore[assignment]
-
-
-class _OneLineUsageErrors(TyperCommand):
-    """Report a bad option or argument as one line (exit 2) instead of usage and a panel."""
-
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        """Parse as usual; a usage error becomes one line."""
-        try:
-            return super().parse_args(ctx, args)
-        except _ClickError as exc:
-            fail(exc.format_message(), exc.exit_code)
 
 
 async def _read(settings: Settings) -> QualityReport:
@@ -166,4 +149,4 @@ def quality(
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `cdm` app."""
-    app.command("quality", cls=_OneLineUsageErrors)(quality)
+    app.command("quality", cls=OneLineErrors)(quality)
