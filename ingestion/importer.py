@@ -101,8 +101,16 @@ async def write_records(
 async def _write_chunk(
     conn: asyncpg.Connection, options: ImportOptions, lines: Sequence[tuple[int, Any]]
 ) -> imports.WriteResult:
-    async with conn.transaction():
-        return await write_records(conn, options, lines)
+    for attempt in range(3):
+        try:
+            async with conn.transaction():
+                return await write_records(conn, options, lines)
+        except asyncpg.UniqueViolationError:
+            # A concurrent writer added one of these keys after we looked: run the chunk
+            # again, and those rows are now found as existing.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def parse_chunk(

@@ -71,6 +71,18 @@ async def _drop_problems(conn: asyncpg.Connection, entity: str, result: WriteRes
         await conn.execute(query(f"stage_{entity}_drop"), list(result.rejected))
 
 
+async def _update_then_insert(
+    conn: asyncpg.Connection, entity: str, total: int, result: WriteResult
+) -> None:
+    updated = await conn.fetchval(query(f"stage_{entity}_update"))
+    existing = await conn.fetchval(query(f"stage_{entity}_take_existing"))
+    inserted = await conn.fetchval(query(f"stage_{entity}_insert"))
+    result.inserted += inserted
+    result.updated += updated
+    result.unchanged += existing - updated
+    assert inserted + existing == total - len(result.rejected)
+
+
 async def _upsert(conn: asyncpg.Connection, entity: str, total: int, result: WriteResult) -> None:
     row = await conn.fetchrow(query(f"stage_{entity}_upsert"))
     result.inserted += row["inserted"]
@@ -120,7 +132,7 @@ async def write_purchases(
         ],
     )
     await _drop_problems(conn, "purchases", result)
-    await _upsert(conn, "purchases", len(lines), result)
+    await _update_then_insert(conn, "purchases", len(lines), result)
     return result
 
 
@@ -158,7 +170,7 @@ async def write_interactions(
         ],
     )
     await _drop_problems(conn, "interactions", result)
-    await _upsert(conn, "interactions", len(lines), result)
+    await _update_then_insert(conn, "interactions", len(lines), result)
     return result
 
 
