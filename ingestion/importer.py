@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,9 +106,9 @@ async def _write_chunk(
         try:
             async with conn.transaction():
                 return await write_records(conn, options, lines)
-        except asyncpg.UniqueViolationError:
-            # A concurrent writer added one of these keys after we looked: run the chunk
-            # again, and those rows are now found as existing.
+        except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
+            # A concurrent writer added one of these keys after we looked (or the two
+            # collided): run the chunk again; those rows are now found as existing.
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
@@ -134,40 +135,58 @@ def parse_chunk(
 
 
 async def _import_file(
-    conn: asyncpg.Connection, path: Path, options: ImportOptions, summary: ImportSummary,
-    sink: _Rejects, progress: Callable[[int], None] | None,
+    conns: Sequence[asyncpg.Connection], path: Path, options: ImportOptions,
+    summary: ImportSummary, sink: _Rejects, progress: Callable[[int], None] | None,
 ) -> None:  # fmt: skip
     chunks = read_chunks(path, options.file_format, options.chunk_size)
+    reading = threading.Lock()  # one reader of the file at a time
 
     def read_and_parse() -> tuple[list[Numbered], list, list] | None:
-        chunk = next(chunks, None)
+        with reading:
+            chunk = next(chunks, None)
         return None if chunk is None else (chunk, *parse_chunk(chunk, options))
 
-    # The next chunk is read and validated in a thread while the database writes this one:
-    # the event loop mostly waits on PostgreSQL meanwhile, so the two overlap.
-    pending = asyncio.ensure_future(asyncio.to_thread(read_and_parse))
-    try:
-        while (item := await pending) is not None:
-            pending = asyncio.ensure_future(asyncio.to_thread(read_and_parse))
-            chunk, good, bad = item
-            result = await _write_chunk(conn, options, good)
-            summary.read += len(chunk)
-            summary.inserted += result.inserted
-            summary.updated += result.updated
-            summary.unchanged += result.unchanged
-            summary.rejected += len(bad) + len(result.rejected)
-            for line, errors, raw in bad:
-                for error in errors:
-                    sink.add(path, line, error, raw)
-            raw_by_line = {line: raw for line, raw, _ in chunk}
-            for line, error in sorted(result.rejected.items()):
-                sink.add(path, line, error, raw_by_line.get(line))
-            if progress is not None:
-                progress(summary.read)
-    finally:
-        if not pending.done():
-            pending.cancel()
-        await asyncio.gather(pending, return_exceptions=True)
+    async def writer(conn: asyncpg.Connection) -> None:
+        # The next chunk is read and validated in a thread while the database writes this
+        # one: the event loop mostly waits on PostgreSQL meanwhile, so the two overlap.
+        pending = asyncio.ensure_future(asyncio.to_thread(read_and_parse))
+        try:
+            while (item := await pending) is not None:
+                pending = asyncio.ensure_future(asyncio.to_thread(read_and_parse))
+                chunk, good, bad = item
+                result = await _write_chunk(conn, options, good)
+                _account(summary, sink, path, chunk, bad, result)
+                if progress is not None:
+                    progress(summary.read)
+        finally:
+            if not pending.done():
+                pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+
+    if len(conns) == 1:
+        await writer(conns[0])
+        return
+    # Several connections write chunks side by side, so PostgreSQL uses more than one core.
+    async with asyncio.TaskGroup() as group:
+        for conn in conns:
+            group.create_task(writer(conn))
+
+
+def _account(
+    summary: ImportSummary, sink: _Rejects, path: Path, chunk: list[Numbered],
+    bad: list[tuple[int, list[FieldError], Any]], result: imports.WriteResult,
+) -> None:  # fmt: skip
+    summary.read += len(chunk)
+    summary.inserted += result.inserted
+    summary.updated += result.updated
+    summary.unchanged += result.unchanged
+    summary.rejected += len(bad) + len(result.rejected)
+    for line, errors, raw in bad:
+        for error in errors:
+            sink.add(path, line, error, raw)
+    raw_by_line = {line: raw for line, raw, _ in chunk}
+    for line, error in sorted(result.rejected.items()):
+        sink.add(path, line, error, raw_by_line.get(line))
 
 
 async def import_files(
@@ -177,8 +196,12 @@ async def import_files(
     *,
     rejects: TextIO | None = None,
     progress: Callable[[int], None] | None = None,
+    extra_connections: Sequence[asyncpg.Connection] = (),
 ) -> ImportSummary:
-    """Import `paths` (all of one entity); see the module docstring for the guarantees."""
+    """Import `paths` (all of one entity); see the module docstring for the guarantees.
+
+    With `extra_connections`, chunks are written over those too, side by side.
+    """
     if options.entity not in ENTITIES:
         raise ValueError(f"unknown entity {options.entity!r}; one of {', '.join(ENTITIES)}")
     summary = ImportSummary()
@@ -189,7 +212,7 @@ async def import_files(
     status = "failed"
     try:
         for path in paths:
-            await _import_file(conn, path, options, summary, sink, progress)
+            await _import_file([conn, *extra_connections], path, options, summary, sink, progress)
         status = "succeeded"
     finally:
         await conn.execute(

@@ -91,6 +91,9 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option(help="Where to write refused rows (default: beside it).")
         ] = None,
         chunk_size: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 10_000,
+        writers: Annotated[
+            int, typer.Option(min=1, max=8, help="Database connections writing side by side.")
+        ] = 2,
     ) -> None:
         """Import customers, products, purchases, interactions or consents."""
         if entity not in ENTITIES:
@@ -127,6 +130,7 @@ def register(app: typer.Typer) -> None:
         async def go() -> ImportSummary:
             url, _ = await migrated_database(settings)
             conn = await connect(url)
+            extra = [await connect(url) for _ in range(writers - 1)]
             try:
                 with rejects_path.open("w", newline="") as sink, progress_bar() as bar:
                     task = bar.add_task(f"importing {entity}", total=None, rate="")
@@ -136,9 +140,13 @@ def register(app: typer.Typer) -> None:
                         rate = done / max(time.perf_counter() - started, 1e-6)
                         bar.update(task, completed=done, rate=f"{rate:,.0f} rows/s")
 
-                    return await import_files(conn, files, options, rejects=sink, progress=advance)
+                    return await import_files(
+                        conn, files, options, rejects=sink, progress=advance,
+                        extra_connections=extra,
+                    )  # fmt: skip
             finally:
-                await conn.close()
+                for c in (conn, *extra):
+                    await c.close()
 
         summary = run(go)
         table = Table("rows read", "inserted", "updated", "unchanged", "rejected")

@@ -40,6 +40,8 @@ BEGIN
            array_agg(DISTINCT currency::text ORDER BY currency::text)
       FROM new_rows
      GROUP BY customer_id
+     -- One lock order for every writer: concurrent import chunks wait, never deadlock.
+     ORDER BY customer_id
     ON CONFLICT (customer_id) DO UPDATE
        SET purchase_count = s.purchase_count + EXCLUDED.purchase_count,
            total_spend = s.total_spend + EXCLUDED.total_spend,

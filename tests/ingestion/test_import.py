@@ -238,3 +238,36 @@ def test_missing_file_is_a_clear_error(tmp_path: Path):
 
     with pytest.raises(InputError, match="no such file"):
         next(read_chunks(tmp_path / "nope.csv", FileFormat(), 10))
+
+
+async def test_two_writers_give_the_same_result(db, database_url, tmp_path):
+    from sql.database import connect
+
+    await add_product(db, "SKU-1")
+    lines = ["order line,customer,sku,qty,price,when"] + [
+        f"L{i},C-{i % 13},SKU-1,1,{i}.00,202501{1 + i % 28:02d}" for i in range(1, 201)
+    ]
+    path = tmp_path / "many.csv"
+    path.write_text("\n".join(lines) + "\n")
+    options = _options("purchases", mapping=MAP, time_format="%Y%m%d",
+                       create_missing_customers=False, chunk_size=15)  # fmt: skip
+    for i in range(13):
+        cid = await db.fetchval("INSERT INTO customers (first_name) VALUES ('x') RETURNING id")
+        await db.execute(
+            "INSERT INTO identities (customer_id, kind, source, value)"
+            " VALUES ($1, 'external_id', 'shop', $2)", cid, f"C-{i}",
+        )  # fmt: skip
+    extra = await connect(database_url)
+    try:
+        async with db.acquire() as conn:
+            summary = await import_files(conn, [path], options, extra_connections=[extra])
+    finally:
+        await extra.close()
+    assert (summary.read, summary.inserted, summary.rejected) == (200, 200, 0)
+    mismatches = await db.fetchval(
+        """SELECT count(*) FROM customer_purchase_stats s
+            JOIN (SELECT customer_id, count(*) n, sum(amount) total FROM purchases
+                   GROUP BY customer_id) p USING (customer_id)
+           WHERE s.purchase_count <> p.n OR s.total_spend <> p.total"""
+    )
+    assert mismatches == 0
