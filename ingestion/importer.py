@@ -167,9 +167,12 @@ async def _import_file(
         await writer(conns[0])
         return
     # Several connections write chunks side by side, so PostgreSQL uses more than one core.
-    async with asyncio.TaskGroup() as group:
-        for conn in conns:
-            group.create_task(writer(conn))
+    try:
+        async with asyncio.TaskGroup() as group:
+            for conn in conns:
+                group.create_task(writer(conn))
+    except BaseExceptionGroup as failures:  # the first failure is the one to report
+        raise failures.exceptions[0] from None
 
 
 def _account(
