@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cdm.cli.common import console, migrated_database, settings_from_env
+from cdm.cli.common import OneLineErrors, console, migrated_database, settings_from_env
 from cdm.cli.errors import CliError, run
 from cdm.settings import Settings
 from domain.customers import Customer
@@ -159,7 +159,7 @@ async def _unmerge(settings: Settings, merge_id: int) -> Unmerged:
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the `cdm` app."""
 
-    @app.command()
+    @app.command(cls=OneLineErrors)
     def dedupe(
         ids: Annotated[
             list[str] | None,
