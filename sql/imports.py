@@ -8,7 +8,7 @@ stage (an unknown customer or product, a line superseded by a later one for the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,50 +90,65 @@ async def _upsert(conn: asyncpg.Connection, entity: str, total: int, result: Wri
     result.unchanged += total - len(result.rejected) - row["inserted"] - row["updated"]
 
 
+@dataclass(frozen=True, slots=True)
+class _Owned:
+    """How one customer-owned entity is staged: its columns and a record's values."""
+
+    entity: str
+    columns: tuple[str, ...]
+    values: Callable[[Any], tuple[object, ...]]
+    # Purchases and interactions update what changed; consent history is only appended to.
+    updates: bool = True
+
+
+_PURCHASES = _Owned(
+    "purchases",
+    ("source", "external_id", "product_sku", "order_ref", "quantity", "unit_price", "amount",
+     "currency", "channel", "purchased_at"),
+    lambda r: (r.source, r.external_id, r.product_sku, r.order_ref, r.quantity, r.unit_price,
+               r.amount, r.currency, r.channel, r.purchased_at),
+)  # fmt: skip
+_INTERACTIONS = _Owned(
+    "interactions",
+    ("source", "external_id", "occurred_at", "channel", "kind", "properties"),
+    # JSON text: binary COPY cannot take the connection's jsonb codec.
+    lambda r: (r.source, r.external_id, r.occurred_at, r.channel, r.kind,
+               orjson.dumps(r.properties).decode()),
+)  # fmt: skip
+_CONSENTS = _Owned(
+    "consents",
+    ("source", "purpose", "granted", "recorded_at"),
+    lambda r: (r.source, r.purpose, r.granted, r.recorded_at),
+    updates=False,
+)
+
+
+async def _write_owned(
+    conn: asyncpg.Connection, kind: _Owned, lines: Sequence[tuple[int, Any]],
+    create_missing_customers: bool,
+) -> WriteResult:  # fmt: skip
+    result = WriteResult()
+    await _stage_refs(conn, [(n, r.customer) for n, r in lines], create_missing_customers, result)
+    await conn.execute(query(f"stage_{kind.entity}_create"))
+    await conn.copy_records_to_table(
+        f"stage_{kind.entity}",
+        records=[(n, *kind.values(r)) for n, r in lines if n not in result.rejected],
+        columns=["line", *kind.columns],
+    )
+    await _drop_problems(conn, kind.entity, result)
+    if kind.updates:
+        await _update_then_insert(conn, kind.entity, len(lines), result)
+    else:
+        await _upsert(conn, kind.entity, len(lines), result)
+    return result
+
+
 async def write_purchases(
     conn: asyncpg.Connection, lines: Sequence[tuple[int, PurchaseRecord]], *,
     create_missing_customers: bool = False,
 ) -> WriteResult:  # fmt: skip
     """Upsert purchase lines by (customer, source, external id)."""
-    result = WriteResult()
-    await _stage_refs(conn, [(n, r.customer) for n, r in lines], create_missing_customers, result)
-    await conn.execute(query("stage_purchases_create"))
-    await conn.copy_records_to_table(
-        "stage_purchases",
-        records=[
-            (
-                n,
-                r.source,
-                r.external_id,
-                r.product_sku,
-                r.order_ref,
-                r.quantity,
-                r.unit_price,
-                r.amount,
-                r.currency,
-                r.channel,
-                r.purchased_at,
-            )
-            for n, r in lines
-            if n not in result.rejected
-        ],
-        columns=[
-            "line",
-            "source",
-            "external_id",
-            "product_sku",
-            "order_ref",
-            "quantity",
-            "unit_price",
-            "amount",
-            "currency",
-            "channel",
-            "purchased_at",
-        ],
-    )
-    await _drop_problems(conn, "purchases", result)
-    await _update_then_insert(conn, "purchases", len(lines), result)
-    return result
+    return await _write_owned(conn, _PURCHASES, lines, create_missing_customers)
 
 
 async def write_interactions(
@@ -141,37 +156,7 @@ async def write_interactions(
     create_missing_customers: bool = False,
 ) -> WriteResult:  # fmt: skip
     """Upsert interactions by (customer, source, external id)."""
-    result = WriteResult()
-    await _stage_refs(conn, [(n, r.customer) for n, r in lines], create_missing_customers, result)
-    await conn.execute(query("stage_interactions_create"))
-    await conn.copy_records_to_table(
-        "stage_interactions",
-        records=[
-            (
-                n,
-                r.source,
-                r.external_id,
-                r.occurred_at,
-                r.channel,
-                r.kind,
-                orjson.dumps(r.properties).decode(),
-            )
-            for n, r in lines
-            if n not in result.rejected
-        ],
-        columns=[
-            "line",
-            "source",
-            "external_id",
-            "occurred_at",
-            "channel",
-            "kind",
-            "properties",
-        ],
-    )
-    await _drop_problems(conn, "interactions", result)
-    await _update_then_insert(conn, "interactions", len(lines), result)
-    return result
+    return await _write_owned(conn, _INTERACTIONS, lines, create_missing_customers)
 
 
 async def write_consents(
@@ -179,21 +164,7 @@ async def write_consents(
     create_missing_customers: bool = False,
 ) -> WriteResult:  # fmt: skip
     """Append consent decisions not recorded yet."""
-    result = WriteResult()
-    await _stage_refs(conn, [(n, r.customer) for n, r in lines], create_missing_customers, result)
-    await conn.execute(query("stage_consents_create"))
-    await conn.copy_records_to_table(
-        "stage_consents",
-        records=[
-            (n, r.source, r.purpose, r.granted, r.recorded_at)
-            for n, r in lines
-            if n not in result.rejected
-        ],
-        columns=["line", "source", "purpose", "granted", "recorded_at"],
-    )
-    await _drop_problems(conn, "consents", result)
-    await _upsert(conn, "consents", len(lines), result)
-    return result
+    return await _write_owned(conn, _CONSENTS, lines, create_missing_customers)
 
 
 async def write_products(
