@@ -98,12 +98,20 @@ class ItemProblem:
     errors: list[FieldErrorType]
 
 
+@strawberry.type(description="The outcome for one item of a batch.")
+class ItemResult:
+    index: int
+    accepted: bool = strawberry.field(description="Written (or already there as given).")
+    errors: list[FieldErrorType]
+
+
 @strawberry.type(description="What a batch wrote; with `partial`, the items it refused.")
 class BatchWritten:
     inserted: int
     updated: int
     unchanged: int
     rejected: list[ItemProblem]
+    items: list[ItemResult] = strawberry.field(description="Every item's own result, in order.")
 
 
 BatchResult = Annotated[BatchWritten | ValidationFailed, strawberry.union("BatchResult")]
@@ -130,17 +138,22 @@ def _raw(item: object) -> dict[str, Any]:
     return {k: v for k, v in asdict(item).items() if v is not None}  # type: ignore[call-overload]
 
 
-def _batch_result(outcome: BatchOutcome) -> BatchWritten | ValidationFailed:
+def _batch_result(outcome: BatchOutcome, size: int) -> BatchWritten | ValidationFailed:
     if not outcome.written:
         return ValidationFailed(errors=[
             FieldErrorType.from_domain(e, f"items.{index}.")
             for index, errors in sorted(outcome.errors.items()) for e in errors
         ])  # fmt: skip
+
+    def views(index: int) -> list[FieldErrorType]:
+        return [FieldErrorType.from_domain(e) for e in outcome.errors.get(index, [])]
+
     return BatchWritten(
         inserted=outcome.inserted, updated=outcome.updated, unchanged=outcome.unchanged,
-        rejected=[
-            ItemProblem(index=i, errors=[FieldErrorType.from_domain(e) for e in errors])
-            for i, errors in sorted(outcome.errors.items())
+        rejected=[ItemProblem(index=i, errors=views(i)) for i in sorted(outcome.errors)],
+        items=[
+            ItemResult(index=i, accepted=i not in outcome.errors, errors=views(i))
+            for i in range(size)
         ],
     )  # fmt: skip
 
@@ -186,7 +199,7 @@ class WriteMutations:
         outcome = await write_batch(
             info.context.db.pool, options, [_raw(i) for i in items], partial=partial
         )
-        return _batch_result(outcome)
+        return _batch_result(outcome, len(items))
 
     @strawberry.mutation(description="Record interactions (idempotent by externalId).")
     async def record_interactions(
@@ -199,7 +212,7 @@ class WriteMutations:
         outcome = await write_batch(
             info.context.db.pool, options, [_raw(i) for i in items], partial=partial
         )
-        return _batch_result(outcome)
+        return _batch_result(outcome, len(items))
 
     @strawberry.mutation(description="Record a consent decision (history is kept).")
     async def set_consent(
@@ -238,4 +251,4 @@ class WriteMutations:
             info.context.db.pool, _options(info, "products", source), [_raw(i) for i in items],
             partial=partial,
         )  # fmt: skip
-        return _batch_result(outcome)
+        return _batch_result(outcome, len(items))

@@ -15,7 +15,8 @@ UPSERT = """mutation($source: String!, $input: CustomerInput!) {
 PURCHASES = """mutation($items: [PurchaseInput!]!, $partial: Boolean!) {
   recordPurchases(source: "shop", items: $items, partial: $partial) {
     __typename
-    ... on BatchWritten { inserted updated unchanged rejected { index errors { field code } } }
+    ... on BatchWritten { inserted updated unchanged rejected { index errors { field code } }
+                          items { index accepted } }
     ... on ValidationFailed { errors { field code message } }
   } }"""
 
