@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -42,7 +43,7 @@ class WriteResult:
 
 async def _stage_refs(
     conn: asyncpg.Connection,
-    refs: Sequence[tuple[int, CustomerRef]],
+    refs: Sequence[tuple[int, CustomerRef, datetime]],
     create_missing: bool,
     result: WriteResult,
 ) -> None:
@@ -50,8 +51,8 @@ async def _stage_refs(
     await conn.execute(query("stage_refs_create"))
     await conn.copy_records_to_table(
         "stage_refs",
-        records=[(line, r.customer_id, r.source, r.external_id) for line, r in refs],
-        columns=["line", "customer_id", "customer_source", "customer_ref"],
+        records=[(line, r.customer_id, r.source, r.external_id, at) for line, r, at in refs],
+        columns=["line", "customer_id", "customer_source", "customer_ref", "seen_at"],
     )
     await conn.execute(query("stage_refs_by_external_id"))
     await conn.execute(query("stage_refs_follow_aliases"))
@@ -97,6 +98,7 @@ class _Owned:
     entity: str
     columns: tuple[str, ...]
     values: Callable[[Any], tuple[object, ...]]
+    seen_at: Callable[[Any], datetime]  # when a record's event happened
     # Purchases and interactions update what changed; consent history is only appended to.
     updates: bool = True
 
@@ -107,6 +109,7 @@ _PURCHASES = _Owned(
      "currency", "channel", "purchased_at"),
     lambda r: (r.source, r.external_id, r.product_sku, r.order_ref, r.quantity, r.unit_price,
                r.amount, r.currency, r.channel, r.purchased_at),
+    lambda r: r.purchased_at,
 )  # fmt: skip
 _INTERACTIONS = _Owned(
     "interactions",
@@ -114,11 +117,13 @@ _INTERACTIONS = _Owned(
     # JSON text: binary COPY cannot take the connection's jsonb codec.
     lambda r: (r.source, r.external_id, r.occurred_at, r.channel, r.kind,
                orjson.dumps(r.properties).decode()),
+    lambda r: r.occurred_at,
 )  # fmt: skip
 _CONSENTS = _Owned(
     "consents",
     ("source", "purpose", "granted", "recorded_at"),
     lambda r: (r.source, r.purpose, r.granted, r.recorded_at),
+    lambda r: r.recorded_at,
     updates=False,
 )
 
@@ -128,7 +133,8 @@ async def _write_owned(
     create_missing_customers: bool,
 ) -> WriteResult:  # fmt: skip
     result = WriteResult()
-    await _stage_refs(conn, [(n, r.customer) for n, r in lines], create_missing_customers, result)
+    refs = [(n, r.customer, kind.seen_at(r)) for n, r in lines]
+    await _stage_refs(conn, refs, create_missing_customers, result)
     await conn.execute(query(f"stage_{kind.entity}_create"))
     await conn.copy_records_to_table(
         f"stage_{kind.entity}",

@@ -7,7 +7,8 @@ CREATE TEMP TABLE stage_refs (
     line             bigint PRIMARY KEY,
     customer_id      bigint,
     customer_source  text,
-    customer_ref     text
+    customer_ref     text,
+    seen_at          timestamptz NOT NULL  -- when the line's event happened
 ) ON COMMIT DROP;
 
 -- name: stage_refs_by_external_id
@@ -24,15 +25,18 @@ UPDATE stage_refs s
  WHERE a.merged_id = s.customer_id;
 
 -- name: stage_refs_create_missing
--- A minimal customer (and its external-id identity) per unseen external id.
+-- A minimal customer (and its external-id identity) per unseen external id, created as of
+-- its earliest event in the chunk: its history must not predate the customer.
 WITH missing AS (
-    SELECT customer_source, customer_ref,
+    SELECT customer_source, customer_ref, first_seen,
            nextval(pg_get_serial_sequence('customers', 'id')) AS id
-      FROM (SELECT DISTINCT customer_source, customer_ref
+      FROM (SELECT customer_source, customer_ref, min(seen_at) AS first_seen
               FROM stage_refs
-             WHERE customer_id IS NULL AND customer_ref IS NOT NULL) d
+             WHERE customer_id IS NULL AND customer_ref IS NOT NULL
+             GROUP BY customer_source, customer_ref) d
 ), made AS (
-    INSERT INTO customers (id) OVERRIDING SYSTEM VALUE SELECT id FROM missing
+    INSERT INTO customers (id, created_at, updated_at) OVERRIDING SYSTEM VALUE
+    SELECT id, first_seen, greatest(first_seen, now()) FROM missing
 ), known AS (
     INSERT INTO identities (customer_id, kind, source, value)
     SELECT id, 'external_id', customer_source, customer_ref FROM missing

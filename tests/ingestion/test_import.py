@@ -79,6 +79,15 @@ async def test_purchases_counts_add_up_and_rejects_say_why(db, tmp_path):
     # C-1 and C-2 were created as minimal customers with their external ids.
     ids = await db.fetch("SELECT value FROM identities WHERE kind = 'external_id' ORDER BY 1")
     assert [r["value"] for r in ids] == ["C-1", "C-2"]
+    # ... created as of their earliest purchase, so no history predates them.
+    created = await db.fetch(
+        "SELECT i.value, c.created_at FROM customers c JOIN identities i ON i.customer_id = c.id"
+        " ORDER BY 1"
+    )
+    assert [r["created_at"] for r in created] == [
+        datetime(2025, 1, 1, tzinfo=UTC),
+        datetime(2025, 1, 3, tzinfo=UTC),
+    ]
     assert await db.fetchval("SELECT sum(amount) FROM purchases") == 35.50
 
 
