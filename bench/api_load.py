@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -32,12 +31,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sql import migrate  # noqa: E402
-from sql.database import connect  # noqa: E402
-from sql.embedded import ensure_database, start_embedded_server  # noqa: E402
+from common import ROOT, machine, seeded_database
+
+from sql.database import connect
 
 W1 = """query W1($id: ID!) { customer(id: $id) { id firstName lastName email country
   purchases(first: 10) { nodes { id amount currency purchasedAt quantity
@@ -50,27 +48,16 @@ W2 = """query W2 { customers(first: 50) { nodes { id firstName lastName email co
                     averageOrderValue } } } }"""
 
 
-async def prepare_database(customers: int, seed: int) -> tuple[str, list[int]]:
-    url = os.environ.get("CDM_BENCH_DATABASE_URL")
-    if not url:
-        data_dir = ROOT / "bench" / "out" / "data"
-        url = await ensure_database(start_embedded_server(data_dir), "cdm_bench")
+async def bench_customers(customers: int, seed: int) -> tuple[str, list[int]]:
+    """The seeded database, and a fixed sample of customers with purchases for W1."""
+    url = await seeded_database(customers, seed)
     conn = await connect(url)
     try:
-        await migrate.migrate(conn)
-        have = await conn.fetchval("SELECT count(*) FROM customers")
-        if have < customers:
-            from ingestion.seed import seed_database
-
-            print(f"seeding {customers - have} customers ...", flush=True)
-            started = time.perf_counter()
-            await seed_database(conn, customers=customers - have, seed=seed)
-            print(f"seeded in {time.perf_counter() - started:.1f} s", flush=True)
-        ids = await conn.fetch(
+        rows = await conn.fetch(
             "SELECT customer_id FROM customer_purchase_stats"
             " ORDER BY md5(customer_id::text) LIMIT 2000"
         )
-        return url, [r["customer_id"] for r in ids]
+        return url, [r["customer_id"] for r in rows]
     finally:
         await conn.close()
 
@@ -145,19 +132,6 @@ def run_wrk(port: int, query: str, ids: list[int], connections: int, duration: i
     }  # fmt: skip
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=100_000)
@@ -169,7 +143,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
 
-    url, ids = asyncio.run(prepare_database(args.customers, args.seed))
+    url, ids = asyncio.run(bench_customers(args.customers, args.seed))
     env = {
         **os.environ, "CDM_DATABASE_URL": url, "CDM_EXPOSE_STATEMENT_COUNT": "true",
         "CDM_LOG_LEVEL": "warning", "CDM_POOL_MAX_SIZE": "20",

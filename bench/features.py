@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -28,51 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ml.features import FEATURES, compute_features, feature_definition_hash  # noqa: E402
-from sql import migrate  # noqa: E402
-from sql.database import connect  # noqa: E402
-from sql.embedded import ensure_database, start_embedded_server  # noqa: E402
+from common import ROOT, machine, seeded_database
 
-
-async def prepare_database(customers: int, seed: int, database: str) -> str:
-    url = os.environ.get("CDM_BENCH_DATABASE_URL")
-    if not url:
-        data_dir = ROOT / "bench" / "out" / "data"
-        url = await ensure_database(start_embedded_server(data_dir), database)
-    conn = await connect(url)
-    try:
-        await migrate.migrate(conn)
-        have = await conn.fetchval("SELECT count(*) FROM customers")
-        if have < customers:
-            from ingestion.seed import seed_database
-
-            print(f"seeding {customers - have} customers ...", flush=True)
-            started = time.perf_counter()
-            await seed_database(conn, customers=customers - have, seed=seed)
-            print(f"seeded in {time.perf_counter() - started:.1f} s", flush=True)
-        return url
-    finally:
-        await conn.close()
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}"
+from ml.features import FEATURES, compute_features, feature_definition_hash
+from sql.database import connect
 
 
 async def run(args: argparse.Namespace) -> dict:
-    url = await prepare_database(args.customers, args.seed, args.database)
+    url = await seeded_database(args.customers, args.seed, args.database)
     as_of = datetime.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC)
     conn = await connect(url)
     try:

@@ -150,6 +150,17 @@ class _Fields:
             self.errors.append(error)
             return None
 
+    def time(self, name: str, options: ParseOptions, *, default_now: bool = False) -> datetime:
+        """A timestamp field in UTC; `options.now` when absent and `default_now` (else an
+        error). On error the placeholder `options.now` is returned; `done()` then refuses."""
+
+        def rule(value: Any) -> datetime:
+            if value is None and default_now:
+                return options.now
+            return std.timestamp(value, options.now, options.time, name)
+
+        return self.take(name, rule) or options.now
+
     def required(self, name: str) -> str | None:
         text = std.collapse(None if self.get(name) is None else str(self.get(name)))
         if text is None:
@@ -209,15 +220,7 @@ def parse_customer(raw: Mapping[str, Any], options: ParseOptions) -> CustomerRec
         phone=f.take("phone", lambda v: std.phone(v, options.phone_region)),
         country=f.take("country", std.country),
         birth_date=f.take("birth_date", lambda v: std.birth_date(v, options.now.date())),
-        observed_at=f.take(
-            "updated_at",
-            lambda v: (
-                options.now
-                if v is None
-                else std.timestamp(v, options.now, options.time, "updated_at")
-            ),
-        )
-        or options.now,
+        observed_at=f.time("updated_at", options, default_now=True),
     )
     f.done()
     if record.external_id is None and record.email is None and record.phone is None:
@@ -267,10 +270,7 @@ def parse_purchase(raw: Mapping[str, Any], options: ParseOptions) -> PurchaseRec
         amount=amount if amount is not None else Decimal(0),
         currency=f.take("currency", lambda v: std.currency(v, options.default_currency)) or "",
         channel=f.take("channel", _one_of(PURCHASE_CHANNELS, "channel", "other")) or "",
-        purchased_at=f.take(
-            "purchased_at", lambda v: std.timestamp(v, options.now, options.time, "purchased_at")
-        )
-        or options.now,
+        purchased_at=f.time("purchased_at", options),
     )
     f.done()
     return record
@@ -299,10 +299,7 @@ def parse_interaction(raw: Mapping[str, Any], options: ParseOptions) -> Interact
         customer=customer,
         source=options.source,
         external_id=external_id or "",
-        occurred_at=f.take(
-            "occurred_at", lambda v: std.timestamp(v, options.now, options.time, "occurred_at")
-        )
-        or options.now,
+        occurred_at=f.time("occurred_at", options),
         channel=f.take("channel", _one_of(INTERACTION_CHANNELS, "channel")) or "",
         kind=f.take("kind", lambda v: std.code(v, "kind")) or "",
         properties=f.take("properties", _properties) or {},
@@ -331,15 +328,7 @@ def parse_consent(raw: Mapping[str, Any], options: ParseOptions) -> ConsentRecor
         source=options.source,
         purpose=f.take("purpose", lambda v: std.code(v, "purpose")) or "",
         granted=bool(f.take("granted", _granted)),
-        recorded_at=f.take(
-            "recorded_at",
-            lambda v: (
-                options.now
-                if v is None
-                else std.timestamp(v, options.now, options.time, "recorded_at")
-            ),
-        )
-        or options.now,
+        recorded_at=f.time("recorded_at", options, default_now=True),
     )
     f.done()
     return record
