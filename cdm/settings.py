@@ -5,10 +5,11 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.survivorship import Policy, Rule
+from ml.registry import default_tracking_uri
 
 
 class LogLevel(StrEnum):
@@ -63,6 +64,14 @@ class Settings(BaseSettings):
     expose_statement_count: bool = Field(
         default=False, description="Send each response's SQL statement count (X-SQL-Statements)."
     )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "mlflow_tracking_uri", "CDM_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"
+        ),
+        description="MLflow tracking server for training runs and models (MLFLOW_TRACKING_URI "
+        "works too). Unset: a local store, mlflow.db in the data dir.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -80,6 +89,11 @@ class Settings(BaseSettings):
     def _absolute(cls, value: Path) -> Path:
         # Resolved once so every process (server workers, CLI) agrees on the same directory.
         return value.expanduser().resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        """Where training runs and registered models live."""
+        return self.mlflow_tracking_uri or default_tracking_uri(self.data_dir)
 
     @property
     def survivorship(self) -> Policy:

@@ -16,7 +16,6 @@ definition is not silently served another.
 from __future__ import annotations
 
 import hashlib
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +23,7 @@ from datetime import datetime
 import asyncpg
 import numpy as np
 
+from sql.matrix import fetch_matrix
 from sql.queries import query
 
 _STATEMENT = "customer_features"
@@ -186,15 +186,9 @@ async def compute_features(
         if not ids:
             return _frame(as_of, np.empty(0, np.int64), np.empty((0, len(FEATURES))))
 
-    buffer = bytearray()
-
-    async def collect(chunk: bytes) -> None:
-        buffer.extend(chunk)
-
-    # COPY inlines the parameters as literals, so each call is planned for its own scope (see
-    # features.sql); binary rows of fixed width become a numpy record array without parsing.
-    await conn.copy_from_query(query(_STATEMENT), as_of, ids, output=collect, format="binary")
-    customer_column, matrix = _decode_binary_copy(buffer, len(FEATURES))
+    # Through binary COPY (sql.matrix): the parameters are inlined, so each call is planned
+    # for its own scope (see features.sql), and fixed-width rows become numpy without parsing.
+    customer_column, matrix = await fetch_matrix(conn, _STATEMENT, (as_of, ids), len(FEATURES))
     return _frame(as_of, customer_column, matrix)
 
 
@@ -202,35 +196,3 @@ def _frame(as_of: datetime, customer_ids: np.ndarray, matrix: np.ndarray) -> Fea
     customer_ids.setflags(write=False)
     matrix.setflags(write=False)
     return FeatureFrame(as_of=as_of, customer_ids=customer_ids, matrix=matrix)
-
-
-_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
-_TRAILER = b"\xff\xff"
-
-
-def _decode_binary_copy(data: bytearray, n_features: int) -> tuple[np.ndarray, np.ndarray]:
-    """COPY BINARY rows of (bigint, float8 x n_features), none NULL -> (ids, matrix).
-
-    Every row has the same width, so the body is one big-endian record array; columns are
-    converted one at a time (a strided copy each), never row by row.
-    """
-    if not data.startswith(_SIGNATURE) or not data.endswith(_TRAILER):
-        raise RuntimeError("unexpected COPY output (not PostgreSQL binary format)")
-    (extension,) = struct.unpack_from(">i", data, len(_SIGNATURE) + 4)
-    start = len(_SIGNATURE) + 8 + extension
-    fields = [("count", ">i2"), ("len_id", ">i4"), ("id", ">i8")]
-    for j in range(n_features):
-        fields += [(f"len_{j}", ">i4"), (f"f_{j}", ">f8")]
-    row = np.dtype(fields)
-    body = memoryview(data)[start : len(data) - len(_TRAILER)]
-    if len(body) % row.itemsize:
-        raise RuntimeError("feature rows are not of the expected width (a NULL or a new column?)")
-    records = np.frombuffer(body, dtype=row)
-    lengths = [records["len_id"], *(records[f"len_{j}"] for j in range(n_features))]
-    if (records["count"] != n_features + 1).any() or any((n != 8).any() for n in lengths):
-        raise RuntimeError("feature rows are not (bigint, float8...) without NULLs")
-    ids = records["id"].astype(np.int64)
-    matrix = np.empty((len(records), n_features), dtype=np.float64)
-    for j in range(n_features):
-        matrix[:, j] = records[f"f_{j}"]
-    return ids, matrix

@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from ingestion.readers import InputError
+from ml.registry import RegistryError
+from ml.training.errors import InsufficientData
 from sql.embedded import EmbeddedDatabaseError
 from sql.migrate import MigrationError
 
@@ -32,8 +34,19 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def describe(exc: BaseException) -> str:
     """A person-readable line for an exception (no traceback, no SQL)."""
-    if isinstance(exc, CliError | EmbeddedDatabaseError | MigrationError | InputError):
+    if isinstance(
+        exc,
+        CliError
+        | EmbeddedDatabaseError
+        | MigrationError
+        | InputError
+        | InsufficientData
+        | RegistryError,
+    ):
         return str(exc)
+    if type(exc).__module__.startswith("mlflow"):
+        message = str(getattr(exc, "message", "")).splitlines()[:1] or [""]
+        return f"MLflow refused the request: {message[0][:300]} (is MLFLOW_TRACKING_URI right?)"
     if isinstance(exc, ValidationError):
         problems = "; ".join(
             f"CDM_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cdm.cli import dedupe, imports, quality
+from cdm.cli import dedupe, imports, models, quality
 from cdm.cli.common import (
     OneLineErrors,
     OneLineGroupErrors,
@@ -183,6 +183,7 @@ def seed(
 
 dedupe.register(app)
 imports.register(app)
+models.register(app)
 quality.register(app)
 
 

@@ -16,10 +16,10 @@ from ml.features import (
     FEATURE_DESCRIPTIONS,
     FEATURES,
     FeatureFrame,
-    _decode_binary_copy,
     compute_features,
     feature_definition_hash,
 )
+from sql.matrix import decode_binary_copy
 from sql.queries import query
 from tests.factories import (
     T0,
@@ -342,10 +342,10 @@ async def test_seeded_data_subset_parity_and_determinism(db):
 
 def test_decoder_refuses_what_it_cannot_read():
     with pytest.raises(RuntimeError):
-        _decode_binary_copy(bytearray(b"not a copy"), 3)
+        decode_binary_copy(bytearray(b"not a copy"), 3)
     header = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
     # One row of (bigint, NULL): a NULL would misalign the fixed-width rows.
     row = (2).to_bytes(2, "big") + (8).to_bytes(4, "big") + (7).to_bytes(8, "big")
     row += (-1).to_bytes(4, "big", signed=True) + bytes(8)
     with pytest.raises(RuntimeError):
-        _decode_binary_copy(bytearray(header + row + b"\xff\xff"), 1)
+        decode_binary_copy(bytearray(header + row + b"\xff\xff"), 1)

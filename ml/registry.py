@@ -1,0 +1,349 @@
+"""The one module that knows MLflow: record training runs, register models, gate champions.
+
+Every task has one registered model (:data:`REGISTERED_MODELS`). A training run logs its
+parameters, metrics (``<model>.<metric>`` for LightGBM and every baseline), the feature list
+and definition hash, the data snapshot, the figures and each head in the LightGBM flavour
+with a signature and an input example. The primary head is registered as a new version with
+the alias ``challenger``; it takes the alias ``champion`` only when it beats the current
+champion on the *same* evaluation rows (and its own best baseline), or when a person promotes
+it with :meth:`ModelRegistry.promote`. Serving loads ``models:/<name>@champion``.
+
+MLflow is imported lazily: it is slow to import and only training and model loading need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+
+    from ml.training.outcome import TrainedTask
+
+REGISTERED_MODELS: dict[str, str] = {
+    "churn": "cdm-churn",
+    "next_purchase": "cdm-next-purchase",
+    "upsell": "cdm-upsell",
+}
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+class RegistryError(Exception):
+    """A registry request that cannot be met (unknown task or version, no champion, ...)."""
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether a new version became champion, and why."""
+
+    version: int
+    promoted: bool
+    reason: str
+    champion_version: int | None
+    champion_metric: float | None
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    run_id: str
+    experiment: str
+    decision: GateDecision
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    task: str
+    version: int
+    aliases: tuple[str, ...]
+    created: datetime
+    run_id: str
+    tags: dict[str, str]
+
+    @property
+    def primary_metric(self) -> tuple[str, float] | None:
+        name = self.tags.get("primary_metric")
+        value = self.tags.get(f"metric.{name}") if name else None
+        return (name, float(value)) if name and value is not None else None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered version's boosters, ready to predict."""
+
+    task: str
+    version: int
+    heads: dict[str, lgb.Booster]
+    feature_hash: str
+    tags: dict[str, str]
+
+
+def default_tracking_uri(data_dir: Path) -> str:
+    """The local store in the data directory: works with no server."""
+    return f"sqlite:///{(data_dir / 'mlflow.db').resolve()}"
+
+
+def registered_name(task: str) -> str:
+    try:
+        return REGISTERED_MODELS[task]
+    except KeyError:
+        raise RegistryError(
+            f"unknown task {task!r}; expected one of {', '.join(REGISTERED_MODELS)}"
+        ) from None
+
+
+class ModelRegistry:
+    """MLflow tracking and registry at ``tracking_uri``; artifacts under ``artifact_root``
+    (only used for experiments this creates; a tracking server keeps its own)."""
+
+    def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
+        import mlflow
+
+        # MLflow narrates schema setup and registrations at INFO; we report what matters.
+        for name in ("mlflow", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        self._client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    # -- recording ---------------------------------------------------------------------
+
+    def record(self, trained: TrainedTask, plan: dict[str, object]) -> RecordedRun:
+        """Log a trained task as a run, register its primary head, apply the champion gate."""
+        import mlflow
+        import mlflow.lightgbm
+        import pandas as pd
+        from mlflow.models import infer_signature
+
+        name = registered_name(trained.task)
+        experiment_id = self._experiment(f"cdm-{trained.task.replace('_', '-')}")
+        as_of = str(plan.get("as_of", ""))
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"{trained.task} as of {as_of[:10]}"
+        ) as run:
+            mlflow.log_params(_flat_params(plan, trained.params))
+            mlflow.set_tags(
+                {
+                    "cdm.task": trained.task,
+                    "cdm.feature_hash": trained.feature_hash,
+                    "cdm.primary_metric": trained.primary_metric,
+                }
+            )
+            mlflow.log_metrics(
+                {
+                    f"{model}.{metric}": value
+                    for model, row in trained.comparison.items()
+                    for metric, value in row.items()
+                    if math.isfinite(value)
+                }
+            )
+            mlflow.log_dict(
+                {
+                    "features": list(trained.feature_names),
+                    "feature_hash": trained.feature_hash,
+                },
+                "features.json",
+            )
+            mlflow.log_dict(trained.data, "data_snapshot.json")
+            mlflow.log_dict(trained.comparison, "evaluation.json")
+            for filename, figure in trained.figures.items():
+                mlflow.log_figure(figure, f"plots/{filename}")
+
+            example = pd.DataFrame(trained.input_example, columns=list(trained.feature_names))
+            uris: dict[str, str] = {}
+            version = 0
+            for head, booster in trained.heads.items():
+                primary = head == trained.primary_head
+                # Registration prints its progress to stderr; the CLI reports the outcome.
+                with contextlib.redirect_stderr(io.StringIO()):
+                    info = mlflow.lightgbm.log_model(
+                        booster,
+                        name=head,
+                        signature=infer_signature(example, booster.predict(trained.input_example)),
+                        input_example=example,
+                        registered_model_name=name if primary else None,
+                    )
+                uris[head] = info.model_uri
+                if primary:
+                    version = int(info.registered_model_version)
+            self._describe_version(name, version, trained, uris, as_of)
+            decision = self._gate(name, version, trained)
+            mlflow.set_tags(
+                {
+                    "cdm.registered_version": str(version),
+                    "cdm.gate": "promoted" if decision.promoted else "kept as challenger",
+                    "cdm.gate_reason": decision.reason,
+                }
+            )
+            if decision.champion_metric is not None:
+                mlflow.log_metric("champion." + trained.primary_metric, decision.champion_metric)
+            return RecordedRun(run_id=run.info.run_id, experiment=name, decision=decision)
+
+    def _experiment(self, name: str) -> str:
+        found = self._client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = None
+        if self.artifact_root is not None:
+            location = (self.artifact_root / name).resolve().as_uri()
+        return self._client.create_experiment(name, artifact_location=location)
+
+    def _describe_version(
+        self, name: str, version: int, trained: TrainedTask, uris: dict[str, str], as_of: str
+    ) -> None:
+        tags = {
+            "task": trained.task,
+            "feature_hash": trained.feature_hash,
+            "primary_metric": trained.primary_metric,
+            "as_of": as_of,
+            "heads": json.dumps(uris),
+        }
+        for metric, value in trained.comparison["lightgbm"].items():
+            tags[f"metric.{metric}"] = repr(float(value))
+        for key, value in tags.items():
+            self._client.set_model_version_tag(name, str(version), key, value)
+
+    def _gate(self, name: str, version: int, trained: TrainedTask) -> GateDecision:
+        self._client.set_registered_model_alias(name, CHALLENGER, str(version))
+        mine = trained.metric
+        baseline, baseline_value = trained.best_baseline()
+        metric = trained.primary_metric
+        champion = self._alias_version(name, CHAMPION)
+        champion_metric = None
+        if champion is not None and champion.tags.get("feature_hash") == trained.feature_hash:
+            heads = json.loads(champion.tags["heads"])
+            booster = self._load_booster(heads[trained.primary_head])
+            champion_metric = trained.score(booster)
+
+        if not trained.better(mine, baseline_value):
+            promoted = False
+            reason = (
+                f"{metric} {mine:.4f} does not beat the {baseline} baseline ({baseline_value:.4f})"
+            )
+        elif champion is None:
+            promoted, reason = True, f"first version to beat the baselines ({metric} {mine:.4f})"
+        elif champion_metric is None:
+            promoted = True
+            reason = (
+                f"champion v{champion.version} was built on another feature definition and "
+                "cannot be compared on this evaluation; the new version replaces it"
+            )
+        elif trained.better(mine, champion_metric):
+            promoted = True
+            reason = (
+                f"{metric} {mine:.4f} beats champion v{champion.version} ({champion_metric:.4f}) "
+                "on the same evaluation"
+            )
+        else:
+            promoted = False
+            reason = (
+                f"{metric} {mine:.4f} does not beat champion v{champion.version} "
+                f"({champion_metric:.4f}) on the same evaluation"
+            )
+        if promoted:
+            self._client.set_registered_model_alias(name, CHAMPION, str(version))
+            self._client.delete_registered_model_alias(name, CHALLENGER)
+        self._client.set_model_version_tag(name, str(version), "gate", reason)
+        return GateDecision(
+            version=version,
+            promoted=promoted,
+            reason=reason,
+            champion_version=int(champion.version) if champion is not None else None,
+            champion_metric=champion_metric,
+        )
+
+    # -- reading -----------------------------------------------------------------------
+
+    def versions(self, task: str) -> list[VersionSummary]:
+        """Every registered version of ``task``'s model, newest first."""
+        name = registered_name(task)
+        found = self._client.search_model_versions(f"name = '{name}'")
+        # Searches do not return aliases on every store: ask for each alias instead.
+        aliases: dict[int, list[str]] = {}
+        for alias in (CHAMPION, CHALLENGER):
+            holder = self._alias_version(name, alias)
+            if holder is not None:
+                aliases.setdefault(int(holder.version), []).append(alias)
+        return sorted(
+            (
+                VersionSummary(
+                    task=task,
+                    version=int(v.version),
+                    aliases=tuple(aliases.get(int(v.version), ())),
+                    created=datetime.fromtimestamp(v.creation_timestamp / 1000, UTC),
+                    run_id=v.run_id or "",
+                    tags=dict(v.tags or {}),
+                )
+                for v in found
+            ),
+            key=lambda v: v.version,
+            reverse=True,
+        )
+
+    def promote(self, task: str, version: int) -> None:
+        """Make ``version`` the champion of ``task`` by hand (the gate is skipped)."""
+        name = registered_name(task)
+        if version not in {v.version for v in self.versions(task)}:
+            raise RegistryError(f"{task} has no version {version}; see `cdm models list`")
+        self._client.set_registered_model_alias(name, CHAMPION, str(version))
+        self._client.set_model_version_tag(name, str(version), "gate", "promoted by hand")
+        challenger = self._alias_version(name, CHALLENGER)
+        if challenger is not None and int(challenger.version) == version:
+            self._client.delete_registered_model_alias(name, CHALLENGER)
+
+    def load(self, task: str, alias: str = CHAMPION) -> LoadedModel:
+        """The boosters of ``task``'s version holding ``alias``."""
+        name = registered_name(task)
+        found = self._alias_version(name, alias)
+        if found is None:
+            raise RegistryError(f"{task} has no {alias} model yet; run `cdm train {task}`")
+        tags = dict(found.tags or {})
+        heads = {head: self._load_booster(uri) for head, uri in json.loads(tags["heads"]).items()}
+        return LoadedModel(
+            task=task,
+            version=int(found.version),
+            heads=heads,
+            feature_hash=tags.get("feature_hash", ""),
+            tags=tags,
+        )
+
+    def _alias_version(self, name: str, alias: str):  # noqa: ANN202 (an MLflow ModelVersion)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            return None
+
+    @staticmethod
+    def _load_booster(uri: str) -> lgb.Booster:
+        import mlflow.lightgbm
+
+        return mlflow.lightgbm.load_model(uri)
+
+
+def _flat_params(plan: dict[str, object], params: dict[str, object]) -> dict[str, str]:
+    flat = {f"plan.{k}": _text(v) for k, v in plan.items()}
+    for key, value in params.items():
+        flat[f"lgbm.{key}"] = _text(value)
+    return flat
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, np.generic):
+        value = value.item()
+    return json.dumps(value, default=str)

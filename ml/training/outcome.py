@@ -1,0 +1,59 @@
+"""What a training run produces, whatever the task: models, the comparison, the evidence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import lightgbm as lgb
+import numpy as np
+from matplotlib.figure import Figure
+
+
+@dataclass
+class TrainedTask:
+    """One task's trained models and how they compare with the baselines on held-out data.
+
+    ``heads`` are the boosters the task serves with, the first being the primary one (it is
+    what the registry version points at, and what the champion gate compares). ``comparison``
+    maps each model (``lightgbm`` first, then the baselines) to its metrics on the evaluation
+    cutoff. ``score`` computes the primary metric for another primary head (the current
+    champion) on exactly the same evaluation rows.
+    """
+
+    task: str
+    heads: dict[str, lgb.Booster]
+    feature_names: tuple[str, ...]
+    feature_hash: str
+    comparison: dict[str, dict[str, float]]
+    primary_metric: str
+    greater_is_better: bool
+    score: Callable[[lgb.Booster], float]
+    input_example: np.ndarray
+    data: dict[str, object]
+    params: dict[str, object] = field(default_factory=dict)
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+    @property
+    def primary_head(self) -> str:
+        return next(iter(self.heads))
+
+    @property
+    def metric(self) -> float:
+        """The model's own primary metric on the evaluation cutoff."""
+        return self.comparison["lightgbm"][self.primary_metric]
+
+    def better(self, mine: float, theirs: float) -> bool:
+        """Whether ``mine`` strictly beats ``theirs`` on the primary metric."""
+        return mine > theirs if self.greater_is_better else mine < theirs
+
+    def best_baseline(self) -> tuple[str, float]:
+        """The strongest baseline on the primary metric."""
+        values = {
+            name: row[self.primary_metric]
+            for name, row in self.comparison.items()
+            if name != "lightgbm" and np.isfinite(row.get(self.primary_metric, np.nan))
+        }
+        pick = max if self.greater_is_better else min
+        name = pick(values, key=values.__getitem__)
+        return name, values[name]

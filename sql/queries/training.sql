@@ -1,0 +1,65 @@
+-- Inputs of the predictive models besides the customer features (features.sql): who is in a
+-- training population, what happened after a cutoff (labels), and who bought what (the
+-- candidates and features of recommendations). ml/ reads the numeric ones through binary
+-- COPY (sql/matrix.py): a bigint key, float8 columns, never NULL ('NaN' for none).
+--
+-- Point in time: $1 is always the cutoff. Inputs read only rows strictly before it; labels
+-- read only rows in [cutoff, horizon end). An order is the lines a customer bought at one
+-- instant (distinct purchased_at), as in features.sql.
+
+-- name: customers_buying_before
+-- The population the purchase models learn from and are evaluated on: customers who existed
+-- and had bought at least once before the cutoff.
+SELECT s.customer_id, 0::float8
+  FROM customer_purchase_stats s
+  JOIN customers c ON c.id = s.customer_id
+ WHERE s.first_purchase_at < $1::timestamptz
+   AND c.created_at < $1::timestamptz
+ ORDER BY s.customer_id;
+
+-- name: purchase_outcomes
+-- Per customer of $3 who ordered in [$1, $2): orders in the window, and days from $1 to the
+-- first of them. Customers absent from the result did not order (censored at the horizon).
+SELECT p.customer_id,
+       count(DISTINCT p.purchased_at)::float8 AS orders,
+       (extract(epoch FROM min(p.purchased_at) - $1::timestamptz) / 86400)::float8 AS days_to_first
+  FROM purchases p
+ WHERE p.purchased_at >= $1::timestamptz
+   AND p.purchased_at < $2::timestamptz
+   AND p.customer_id = ANY ($3::bigint[])
+ GROUP BY p.customer_id;
+
+-- name: product_history
+-- Who bought which product in [$2, $1) (or ever before $1 when $2 is NULL), for the customers
+-- of $3 (or everyone when NULL): orders containing the product, days since the latest one.
+SELECT p.customer_id,
+       p.product_id::float8,
+       count(DISTINCT p.purchased_at)::float8 AS orders,
+       (extract(epoch FROM $1::timestamptz - max(p.purchased_at)) / 86400)::float8 AS days_since
+  FROM purchases p
+ WHERE p.purchased_at < $1::timestamptz
+   AND ($2::timestamptz IS NULL OR p.purchased_at >= $2::timestamptz)
+   AND p.product_id IS NOT NULL
+   AND ($3::bigint[] IS NULL OR p.customer_id = ANY ($3::bigint[]))
+ GROUP BY p.customer_id, p.product_id;
+
+-- name: products_bought_between
+-- Which products the customers of $3 bought in [$1, $2): the recommendation labels.
+SELECT DISTINCT p.customer_id, p.product_id::float8
+  FROM purchases p
+ WHERE p.purchased_at >= $1::timestamptz
+   AND p.purchased_at < $2::timestamptz
+   AND p.product_id IS NOT NULL
+   AND p.customer_id = ANY ($3::bigint[]);
+
+-- name: product_catalogue
+-- Every product with its category and list price (the catalogue as it is now: products are
+-- not versioned, so a re-categorised product is seen in its new category at every cutoff).
+SELECT id, category, price::float8 AS price
+  FROM products
+ ORDER BY id;
+
+-- name: purchase_history_span
+-- The first and the latest purchase on record (NULLs when there are none).
+SELECT min(first_purchase_at) AS first, max(last_purchase_at) AS last
+  FROM customer_purchase_stats;
