@@ -47,7 +47,9 @@ FEATURES: tuple[str, ...] = (
     "avg_order_value",
     "avg_basket_lines",
     "avg_basket_quantity",
-    # purchase rhythm
+    # purchase rhythm and season
+    "orders_next_30d_last_year",
+    "orders_next_90d_last_year",
     "interpurchase_mean_days",
     "interpurchase_std_days",
     "overdue_ratio",
@@ -97,6 +99,8 @@ FEATURE_DESCRIPTIONS: dict[str, str] = {
     "avg_order_value": "average order value",
     "avg_basket_lines": "average number of different items per order",
     "avg_basket_quantity": "average number of units per order",
+    "orders_next_30d_last_year": "orders in the coming 30 days' calendar window last year",
+    "orders_next_90d_last_year": "orders in the coming 90 days' calendar window last year",
     "interpurchase_mean_days": "average days between orders",
     "interpurchase_std_days": "how irregular the time between orders is (days)",
     "overdue_ratio": "time since the last order relative to the usual gap between orders",

@@ -18,6 +18,9 @@ import io
 import json
 import logging
 import math
+import os
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,12 +105,31 @@ def registered_name(task: str) -> str:
         ) from None
 
 
+def _import_mlflow():  # noqa: ANN202 (the mlflow module)
+    # CDM holds customer data: MLflow's usage telemetry stays off unless a user turns it on.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    return mlflow
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the notices MLflow's internals raise (deprecations in pandas and SQLAlchemy,
+    its own type-hint remarks): they are MLflow's to fix and only alarm whoever trains."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow(\.|$)")
+        yield
+
+
 class ModelRegistry:
     """MLflow tracking and registry at ``tracking_uri``; artifacts under ``artifact_root``
     (only used for experiments this creates; a tracking server keeps its own)."""
 
     def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
-        import mlflow
+        mlflow = _import_mlflow()
 
         # MLflow narrates schema setup and registrations at INFO; we report what matters.
         for name in ("mlflow", "alembic"):
@@ -122,6 +144,10 @@ class ModelRegistry:
 
     def record(self, trained: TrainedTask, plan: dict[str, object]) -> RecordedRun:
         """Log a trained task as a run, register its primary head, apply the champion gate."""
+        with _quiet():
+            return self._record(trained, plan)
+
+    def _record(self, trained: TrainedTask, plan: dict[str, object]) -> RecordedRun:
         import mlflow
         import mlflow.lightgbm
         import pandas as pd
@@ -331,7 +357,8 @@ class ModelRegistry:
     def _load_booster(uri: str) -> lgb.Booster:
         import mlflow.lightgbm
 
-        return mlflow.lightgbm.load_model(uri)
+        with _quiet():
+            return mlflow.lightgbm.load_model(uri)
 
 
 def _flat_params(plan: dict[str, object], params: dict[str, object]) -> dict[str, str]:

@@ -74,11 +74,11 @@ def train(
     ] = "90d",
     cutoffs: Annotated[
         int, typer.Option(min=1, max=24, help="How many rolling training cutoffs.")
-    ] = 3,
-    step: Annotated[str, typer.Option(help="Time between training cutoffs, e.g. 30d.")] = "30d",
+    ] = 6,
+    step: Annotated[str, typer.Option(help="Time between training cutoffs, e.g. 60d.")] = "60d",
     max_customers: Annotated[
         int, typer.Option(min=100, help="Customers sampled per cutoff (bounds time and memory).")
-    ] = 200_000,
+    ] = 100_000,
     seed: Annotated[int, typer.Option(min=0, help="Random seed: same seed, same models.")] = 42,
 ) -> None:
     """Train, evaluate against baselines on a later cutoff, log to MLflow, gate the champion."""

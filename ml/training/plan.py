@@ -33,9 +33,9 @@ class TrainingPlan:
 
     as_of: datetime
     horizon: timedelta = timedelta(days=90)
-    training_cutoffs: int = 3
-    step: timedelta = timedelta(days=30)
-    max_customers: int = 200_000  # sampled per cutoff: bounds time and memory at any size
+    training_cutoffs: int = 6  # 60 days apart: a year of seasons
+    step: timedelta = timedelta(days=60)
+    max_customers: int = 100_000  # sampled per cutoff: bounds time and memory at any size
     seed: int = 42
 
     def __post_init__(self) -> None:

@@ -27,6 +27,8 @@
 --   order   the lines a customer bought at one instant (distinct purchased_at): lines of an
 --           order share their timestamp, also when a source sent no order_ref.
 --   window  "30d" is [as_of - 30 days, as_of); "prev 90d" is [as_of - 180 d, as_of - 90 d).
+--   season  "next 30d last year" is [as_of - 365 d, as_of - 335 d): the coming 30 days, a
+--           year earlier (likewise 90 d); it tells how this time of year suits the customer.
 --   trend   (last 90 d - previous 90 d) / (last 90 d + previous 90 d), in [-1, 1]: -1 all
 --           of it before, +1 all of it recent; NaN when both are zero.
 --   gaps    days between consecutive orders: mean NaN below two orders, sample standard
@@ -63,6 +65,13 @@ WITH orders AS (
            coalesce(sum(amount) FILTER (
                WHERE at < $1::timestamptz - interval '2160 hours'
                  AND at >= $1::timestamptz - interval '4320 hours'), 0) AS spend_prev_90d,
+           -- Seasonality: what the customer did in the window ahead, one year earlier.
+           count(*) FILTER (WHERE at >= $1::timestamptz - interval '8760 hours'
+                              AND at < $1::timestamptz - interval '8040 hours')
+               AS orders_next_30d_last_year,
+           count(*) FILTER (WHERE at >= $1::timestamptz - interval '8760 hours'
+                              AND at < $1::timestamptz - interval '6600 hours')
+               AS orders_next_90d_last_year,
            sum(lines)::float8 AS lines,
            sum(quantity)::float8 AS quantity,
            date_part('epoch', $1::timestamptz - max(at)) / 86400 AS days_since_last,
@@ -173,7 +182,9 @@ SELECT cu.id AS customer_id,
        coalesce(o.spend / o.orders, 'NaN') AS avg_order_value,
        coalesce(o.lines / o.orders, 'NaN') AS avg_basket_lines,
        coalesce(o.quantity / o.orders, 'NaN') AS avg_basket_quantity,
-       -- Rhythm.
+       -- Rhythm and season.
+       coalesce(o.orders_next_30d_last_year, 0)::float8 AS orders_next_30d_last_year,
+       coalesce(o.orders_next_90d_last_year, 0)::float8 AS orders_next_90d_last_year,
        coalesce(o.gap_mean, 'NaN') AS interpurchase_mean_days,
        coalesce(o.gap_std, 'NaN') AS interpurchase_std_days,
        coalesce(o.days_since_last / nullif(o.gap_mean, 0), 'NaN') AS overdue_ratio,

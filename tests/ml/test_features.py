@@ -35,7 +35,8 @@ AS_OF = T0 + days(400)
 SEED_NOW = datetime(2025, 6, 1, tzinfo=UTC)
 
 COUNTS = (
-    "orders_30d", "orders_90d", "orders_365d", "orders_lifetime", "spend_30d", "spend_90d",
+    "orders_30d", "orders_90d", "orders_365d", "orders_lifetime", "orders_next_30d_last_year",
+    "orders_next_90d_last_year", "spend_30d", "spend_90d",
     "spend_365d", "spend_lifetime", "distinct_categories", "complaints_30d", "complaints_90d",
     "tickets_30d", "tickets_90d", "email_opens_30d", "email_opens_90d", "email_clicks_30d",
     "email_clicks_90d", "page_views_30d", "page_views_90d", "reviews_90d",
@@ -125,6 +126,15 @@ def test_definition_hash_follows_the_sql(monkeypatch):
 
 
 # --- known answers ---------------------------------------------------------------------
+
+
+async def test_season_counts_the_coming_window_one_year_earlier(db):
+    cid = await add_customer(db, created_at=T0)
+    for ago in (366, 350, 300, 280, 270):  # 366: before the window; 270: after it
+        await add_purchase(db, cid, AS_OF - days(ago), "10.00")
+    row = (await features(db)).row(cid)
+    assert row["orders_next_30d_last_year"] == 1  # [-365, -335): day -350
+    assert row["orders_next_90d_last_year"] == 3  # [-365, -275): days -350, -300, -280
 
 
 async def test_known_answers_for_a_regular_customer(db):
