@@ -1,0 +1,53 @@
+"""`cdm train` and `cdm models` as real processes on the seeded database."""
+
+from __future__ import annotations
+
+from tests.cli.test_cli import assert_one_line_error, cdm
+from tests.ml.conftest import SEED_NOW
+
+
+def env(url, data_dir):
+    return {"CDM_DATABASE_URL": url, "CDM_DATA_DIR": str(data_dir), "COLUMNS": "160"}
+
+
+def test_train_prints_the_comparison_and_registers_a_version(seeded_url, tmp_path):
+    settings = env(seeded_url, tmp_path)
+    empty = cdm("models", "list", env=settings)
+    assert empty.returncode == 0, empty.stderr
+    assert "No registered models yet" in empty.stdout
+
+    result = cdm(
+        "train", "churn", "--as-of", SEED_NOW.date().isoformat(), "--max-customers", "800",
+        "--cutoffs", "2", "--step", "90d", env=settings, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for fragment in ("churn: held-out cutoff", "lightgbm", "rfm_recency", "bg_nbd", "roc_auc",
+                     "ece", "registered version 1 as", "MLflow run"):  # fmt: skip
+        assert fragment in out, fragment
+    assert "evaluated on 2025-03-03" in out  # as-of minus the 90-day horizon
+    assert (tmp_path / "mlflow.db").is_file()
+
+    listed = cdm("models", "list", "churn", env=settings)
+    assert listed.returncode == 0, listed.stderr
+    assert "roc_auc" in listed.stdout
+    assert "2025-06-01" in listed.stdout
+
+    promoted = cdm("models", "promote", "churn", "1", env=settings)
+    assert promoted.returncode == 0, promoted.stderr
+    assert "version 1 is now the champion" in promoted.stdout
+    assert "champion" in cdm("models", "list", env=settings).stdout
+
+
+def test_training_errors_are_one_line(seeded_url, tmp_path):
+    settings = env(seeded_url, tmp_path)
+    assert_one_line_error(
+        cdm("train", "churn", "--as-of", "2023-01-01", env=settings), "purchase history starts"
+    )
+    bad_horizon = cdm("train", "churn", "--horizon", "9x", env=settings)
+    assert_one_line_error(bad_horizon, "is not a duration like 90d")
+    assert bad_horizon.returncode == 2
+    assert_one_line_error(cdm("train", "everything", env=settings), "'everything' is not one of")
+    assert_one_line_error(
+        cdm("models", "promote", "churn", "5", env=settings), "churn has no version 5"
+    )
