@@ -37,7 +37,7 @@ from ml.training.plan import TrainingPlan
 from sql.database import connect
 
 
-async def train_one(url: str, task: str, plan: TrainingPlan) -> dict:
+async def train_one(url: str, task: str, plan: TrainingPlan, registry: ModelRegistry) -> dict:
     phases: list[tuple[str, float]] = []
     started = last = time.perf_counter()
 
@@ -58,10 +58,6 @@ async def train_one(url: str, task: str, plan: TrainingPlan) -> dict:
     fitted = time.perf_counter()
     phases[-1] = (phases[-1][0], fitted - last)
 
-    store = ROOT / "bench" / "out" / "mlflow"
-    shutil.rmtree(store, ignore_errors=True)
-    store.mkdir(parents=True)
-    registry = ModelRegistry(default_tracking_uri(store), store / "artifacts")
     recorded = registry.record(trained, plan.describe())
     done = time.perf_counter()
     data_seconds = sum(s for m, s in phases if not m.startswith("training"))
@@ -82,10 +78,14 @@ async def run(args: argparse.Namespace) -> list[dict]:
     url = await seeded_database(args.customers, args.seed, args.database)
     as_of = datetime.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC)
     plan = TrainingPlan(as_of=as_of, max_customers=args.max_customers)
+    store = ROOT / "bench" / "out" / "mlflow"  # fresh for every run
+    shutil.rmtree(store, ignore_errors=True)
+    store.mkdir(parents=True)
+    registry = ModelRegistry(default_tracking_uri(store), store / "artifacts")
     results = []
     for task in args.tasks:
         print(f"\n{task}: as of {as_of:%Y-%m-%d}", flush=True)
-        result = await train_one(url, task, plan)
+        result = await train_one(url, task, plan, registry)
         print(
             f"{task}: {result['total_seconds']} s end to end (data {result['data_seconds']} s, "
             f"fit + evaluation {result['fit_and_evaluate_seconds']} s, MLflow "

@@ -22,6 +22,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import asyncpg
 import numpy as np
@@ -58,16 +59,17 @@ _CHUNK = 4096
 
 
 def candidate_definition_hash() -> str:
-    """SHA-256 of what defines the candidates: the statements, features and this module's rules.
+    """SHA-256 of what defines the candidates: the statements and this module's code.
 
-    A ranker is only served candidates built by the definition it was trained on.
+    A ranker is only served candidates built by the definition it was trained on. The whole
+    module is hashed (its arithmetic is the definition), so even a harmless edit here makes
+    the next ranker incomparable with the champion: safe, at worst conservative.
     """
     digest = hashlib.sha256()
     for name in ("product_history", "product_catalogue"):
         digest.update(query(name).encode())
         digest.update(b"\0")
-    digest.update("\n".join(CANDIDATE_FEATURES).encode())
-    digest.update(f"recent={_RECENT_DAYS}".encode())
+    digest.update(Path(__file__).read_bytes())
     return digest.hexdigest()
 
 

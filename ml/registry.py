@@ -108,6 +108,10 @@ def registered_name(task: str) -> str:
 def _import_mlflow():  # noqa: ANN202 (the mlflow module)
     # CDM holds customer data: MLflow's usage telemetry stays off unless a user turns it on.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # A tracking server that is down should fail a command in seconds, not after minutes of
+    # MLflow's default retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     import mlflow
 
     return mlflow
@@ -131,9 +135,10 @@ class ModelRegistry:
     def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
         mlflow = _import_mlflow()
 
-        # MLflow narrates schema setup and registrations at INFO; we report what matters.
-        for name in ("mlflow", "alembic"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+        # MLflow narrates schema setup and registrations at INFO, and logs its failures with a
+        # traceback before raising them; callers report what matters, in one line.
+        logging.getLogger("mlflow").setLevel(logging.CRITICAL)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
         mlflow.set_tracking_uri(tracking_uri)

@@ -10,11 +10,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cdm.cli.common import OneLineErrors, OneLineGroupErrors, console, settings_from_env
+from cdm.cli.common import (
+    OneLineErrors,
+    OneLineGroupErrors,
+    console,
+    migrated_database,
+    settings_from_env,
+)
 from cdm.cli.errors import fail, run
 from cdm.settings import Settings
 from ml.training.plan import TrainingPlan, parse_duration
-from sql.database import connect, resolve_database_url
+from sql.database import connect
 
 models_app = typer.Typer(
     help="Registered models: list versions and aliases, promote a version to champion.",
@@ -99,7 +105,7 @@ def train(
     async def go() -> list:
         from ml.training import pipeline
 
-        url = await resolve_database_url(settings.database_url, settings.data_dir)
+        url, _ = await migrated_database(settings)
         conn = await connect(url)
         try:
             return await pipeline.train(

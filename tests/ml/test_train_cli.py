@@ -7,7 +7,12 @@ from tests.ml.conftest import SEED_NOW
 
 
 def env(url, data_dir):
-    return {"CDM_DATABASE_URL": url, "CDM_DATA_DIR": str(data_dir), "COLUMNS": "160"}
+    # MLflow exports the tracking URI of the last registry this test process opened; the
+    # command must fall back to its own data directory instead.
+    return {
+        "CDM_DATABASE_URL": url, "CDM_DATA_DIR": str(data_dir), "COLUMNS": "160",
+        "MLFLOW_TRACKING_URI": "",
+    }  # fmt: skip
 
 
 def test_train_prints_the_comparison_and_registers_a_version(seeded_url, tmp_path):

@@ -150,7 +150,7 @@ async def test_too_little_history_is_a_clear_error(seeded_url, plan):
 
 async def test_a_single_class_or_no_purchases_is_a_clear_error(db):
     async with db.acquire() as conn:
-        plan = TrainingPlan(as_of=T0 + days(400))
+        plan = TrainingPlan(as_of=T0 + days(400), training_cutoffs=2, step=days(30))
         with pytest.raises(InsufficientData, match="no purchases yet"):
             await pipeline.train(conn, ["churn"], plan)
         # Many customers who bought once, early, and never again: everyone churns.
