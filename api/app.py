@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -15,6 +16,9 @@ from starlette.routing import Route
 from api.graphql_http import GraphQLEndpoint
 from api.schema import schema
 from cdm.settings import Settings, load_settings
+from ml.registry import ModelRegistry
+from ml.serving.models import ModelStore
+from ml.serving.scoring import Scorer
 from sql import migrate
 from sql.database import create_pool, resolve_database_url
 
@@ -26,8 +30,19 @@ async def healthz(_request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+def _models(request: Request) -> dict[str, dict[str, object]]:
+    scorer = getattr(request.app.state, "scorer", None)
+    if scorer is None:
+        return {}
+    return {
+        task: {"state": s.state, "version": s.version, **({"reason": s.reason} if s.reason else {})}
+        for task, s in scorer.store.status.items()
+    }
+
+
 async def readyz(request: Request) -> JSONResponse:
-    """The database answers and its schema is current."""
+    """The database answers and its schema is current; the models' state is reported (a
+    missing or degraded model does not make the service unready: it serves the rest)."""
     try:
         async with request.app.state.pool.acquire(timeout=2) as conn:
             missing = await migrate.pending(conn)
@@ -40,7 +55,11 @@ async def readyz(request: Request) -> JSONResponse:
             {"status": "unavailable", "database": "ok", "pendingMigrations": names},
             status_code=503,
         )
-    return JSONResponse({"status": "ok", "database": "ok"})
+    models = _models(request)
+    degraded = any(m["state"] == "degraded" for m in models.values())
+    return JSONResponse(
+        {"status": "degraded" if degraded else "ok", "database": "ok", "models": models}
+    )
 
 
 def _tune_garbage_collector() -> None:
@@ -52,6 +71,32 @@ def _tune_garbage_collector() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def _scorer(settings: Settings) -> Scorer:
+    def registry() -> ModelRegistry:
+        return ModelRegistry(
+            settings.tracking_uri, settings.data_dir / "mlartifacts", fail_fast=True
+        )
+
+    store = ModelStore(registry, settings.data_dir / "models")
+    return Scorer(store, settings.risk_bands)
+
+
+def _start_refreshing(store: ModelStore, every: float) -> asyncio.Task[None] | None:
+    """Check the registry for new champions every `every` seconds, in the background."""
+    if every <= 0:
+        return None
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await store.refresh()
+            except Exception:  # never let the loop die; the store logs what failed
+                _log.exception("model refresh failed")
+
+    return asyncio.get_running_loop().create_task(loop(), name="model-refresh")
 
 
 def create_app(settings: Settings, database_url: str | None = None) -> Starlette:
@@ -75,8 +120,15 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
                 )
             app.state.pool = pool
             app.state.settings = settings
+            app.state.scorer = scorer = _scorer(settings)
+            await scorer.store.refresh(settings.model_load_timeout_seconds)
+            refresher = _start_refreshing(scorer.store, settings.model_refresh_seconds)
             _tune_garbage_collector()
-            yield
+            try:
+                yield
+            finally:
+                if refresher is not None:
+                    refresher.cancel()
         finally:
             await pool.close()
 

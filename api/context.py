@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import asyncpg
 
 from api.loaders import Loaders
+from api.score_loaders import ScoreLoaders
 from cdm.settings import Settings
+from domain.predictions import ModelUnavailable
+from ml.serving.scoring import Scorer
 from sql.executor import Database
 from sql.repositories import CustomerRepository, ProductRepository
 
@@ -21,14 +25,29 @@ class Context:
     customers: CustomerRepository
     products: ProductRepository
     loaders: Loaders
+    scorer: Scorer | None = None
     # Who is acting, as recorded in merge and audit history ("api" until keys identify callers).
     actor: str = "api"
     extensions: dict[str, object] = field(default_factory=dict)
+    _scores: dict[datetime | None, ScoreLoaders] = field(default_factory=dict)
 
     @classmethod
-    def for_request(cls, pool: asyncpg.Pool, settings: Settings) -> Context:
+    def for_request(
+        cls, pool: asyncpg.Pool, settings: Settings, scorer: Scorer | None = None
+    ) -> Context:
         """A fresh context (new loaders, new statement count) for one request."""
         db = Database(pool)
         customers = CustomerRepository(db)
         products = ProductRepository(db)
-        return cls(settings, db, customers, products, Loaders(customers, products))
+        return cls(settings, db, customers, products, Loaders(customers, products), scorer)
+
+    def scores(self, as_of: datetime | None = None) -> ScoreLoaders:
+        """The request's score loaders as of ``as_of`` (None: now), made on first use: the
+        scores of a response that name no time share one as-of time (that first use)."""
+        loaders = self._scores.get(as_of)
+        if loaders is None:
+            if self.scorer is None:
+                raise ModelUnavailable("this server does not serve model scores")
+            moment = as_of or datetime.now(UTC)
+            loaders = self._scores[as_of] = ScoreLoaders(self.scorer, self.db, moment)
+        return loaders

@@ -149,7 +149,7 @@ class GraphQLEndpoint:
         headers = {}
         compiled = prepared.compiled(self._schema, operation) if self._compiled else None
         if compiled is not None:
-            context = Context.for_request(state.pool, state.settings)
+            context = Context.for_request(state.pool, state.settings, state.scorer)
             outcome = await compiled.execute(context, variables)
             if isinstance(outcome, list):  # variables that do not fit the operation
                 body = {"errors": [format_error(e) for e in outcome]}
@@ -159,7 +159,7 @@ class GraphQLEndpoint:
                     headers["X-SQL-Statements"] = str(context.db.statements)
                 return self._reply({"data": outcome}, media, 200, headers)
         # Not compiled, or something went wrong: graphql-core runs it (again) from scratch.
-        context = Context.for_request(state.pool, state.settings)
+        context = Context.for_request(state.pool, state.settings, state.scorer)
         result = execute(
             self._schema, document, context_value=context,
             variable_values=variables, operation_name=operation_name,

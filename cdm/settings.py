@@ -5,9 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.predictions import RiskBands
 from domain.survivorship import Policy, Rule
 from ml.registry import default_tracking_uri
 
@@ -73,6 +74,24 @@ class Settings(BaseSettings):
         "works too). Unset: a local store, mlflow.db in the data dir.",
     )
 
+    churn_band_medium: float = Field(
+        default=0.4, gt=0, lt=1, description="Churn probability from which risk is `medium`."
+    )
+    churn_band_high: float = Field(
+        default=0.7, gt=0, lt=1, description="Churn probability from which risk is `high`."
+    )
+    model_refresh_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the server checks the registry for new champion models (0: never; "
+        "the reloadModels mutation still works).",
+    )
+    model_load_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Longest start-up waits for the registry before serving cached models.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_url(cls, value: str | None) -> str | None:
@@ -94,6 +113,17 @@ class Settings(BaseSettings):
     def tracking_uri(self) -> str:
         """Where training runs and registered models live."""
         return self.mlflow_tracking_uri or default_tracking_uri(self.data_dir)
+
+    @model_validator(mode="after")
+    def _bands_in_order(self) -> Settings:
+        if self.churn_band_medium >= self.churn_band_high:
+            raise ValueError("CDM_CHURN_BAND_MEDIUM must be below CDM_CHURN_BAND_HIGH")
+        return self
+
+    @property
+    def risk_bands(self) -> RiskBands:
+        """Churn risk bands (validated: medium below high)."""
+        return RiskBands(self.churn_band_medium, self.churn_band_high)
 
     @property
     def survivorship(self) -> Policy:

@@ -75,9 +75,10 @@ def candidate_definition_hash() -> str:
 
 @dataclass(frozen=True, eq=False)
 class Catalogue:
-    """Every product: ids ascending, category index, list price."""
+    """Every product: ids ascending, name, category index, list price."""
 
     product_ids: np.ndarray
+    names: tuple[str, ...]
     categories: np.ndarray
     category_names: tuple[str, ...]
     prices: np.ndarray
@@ -97,6 +98,7 @@ async def load_catalogue(conn: asyncpg.Connection) -> Catalogue:
     index = {name: i for i, name in enumerate(names)}
     return Catalogue(
         product_ids=np.array([r["id"] for r in rows], dtype=np.int64),
+        names=tuple(r["name"] for r in rows),
         categories=np.array([index[r["category"]] for r in rows], dtype=np.int64),
         category_names=tuple(names),
         prices=np.array([r["price"] for r in rows], dtype=np.float64),

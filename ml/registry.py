@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -85,10 +86,17 @@ class LoadedModel:
     """A registered version's boosters, ready to predict."""
 
     task: str
+    name: str
     version: int
+    run_id: str
     heads: dict[str, lgb.Booster]
     feature_hash: str
     tags: dict[str, str]
+
+    def percentiles(self, head: str) -> list[float] | None:
+        """The head's prediction percentiles over its evaluation customers, if recorded."""
+        raw = self.tags.get(f"percentiles.{head}")
+        return json.loads(raw) if raw else None
 
 
 def default_tracking_uri(data_dir: Path) -> str:
@@ -108,10 +116,6 @@ def registered_name(task: str) -> str:
 def _import_mlflow():  # noqa: ANN202 (the mlflow module)
     # CDM holds customer data: MLflow's usage telemetry stays off unless a user turns it on.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    # A tracking server that is down should fail a command in seconds, not after minutes of
-    # MLflow's default retries.
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     import mlflow
 
     return mlflow
@@ -132,13 +136,22 @@ class ModelRegistry:
     """MLflow tracking and registry at ``tracking_uri``; artifacts under ``artifact_root``
     (only used for experiments this creates; a tracking server keeps its own)."""
 
-    def __init__(self, tracking_uri: str, artifact_root: Path | None = None) -> None:
+    def __init__(
+        self, tracking_uri: str, artifact_root: Path | None = None, *, fail_fast: bool = False
+    ) -> None:
         mlflow = _import_mlflow()
+        if fail_fast:  # serving: an unreachable registry must not hold up start-up
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 
         # MLflow narrates schema setup and registrations at INFO, and logs its failures with a
         # traceback before raising them; callers report what matters, in one line.
         logging.getLogger("mlflow").setLevel(logging.CRITICAL)
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        # A tracking server that is down should fail a command in seconds, not after minutes
+        # of MLflow's default retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
         mlflow.set_tracking_uri(tracking_uri)
@@ -241,6 +254,8 @@ class ModelRegistry:
             "as_of": as_of,
             "heads": json.dumps(uris),
         }
+        for head, values in trained.percentiles.items():
+            tags[f"percentiles.{head}"] = json.dumps([round(v, 6) for v in values])
         for metric, value in trained.comparison["lightgbm"].items():
             tags[f"metric.{metric}"] = repr(float(value))
         for key, value in tags.items():
@@ -344,19 +359,61 @@ class ModelRegistry:
         heads = {head: self._load_booster(uri) for head, uri in json.loads(tags["heads"]).items()}
         return LoadedModel(
             task=task,
+            name=name,
             version=int(found.version),
+            run_id=found.run_id or "",
             heads=heads,
             feature_hash=tags.get("feature_hash", ""),
             tags=tags,
         )
 
+    def alias_version(self, task: str, alias: str = CHAMPION) -> int | None:
+        """The version holding ``alias`` (None when there is none): a cheap check for changes."""
+        found = self._alias_version(registered_name(task), alias)
+        return int(found.version) if found is not None else None
+
+    def download(self, task: str, version: int, destination: Path) -> dict[str, object]:
+        """Fetch a version's head files into ``destination`` without loading them.
+
+        Returns its description (name, version, run id, tags) and writes each head's booster
+        to ``destination/<head>.txt``. Loading is left to the caller, who can check the files
+        in another process first: a corrupt LightGBM file can abort the process loading it.
+        """
+        import mlflow.artifacts
+
+        name = registered_name(task)
+        with _quiet():
+            found = self._client.get_model_version(name, str(version))
+            tags = dict(found.tags or {})
+            destination.mkdir(parents=True, exist_ok=True)
+            for head, uri in json.loads(tags["heads"]).items():
+                local = Path(
+                    mlflow.artifacts.download_artifacts(
+                        artifact_uri=uri, dst_path=str(destination / f".{head}")
+                    )
+                )
+                model_file = next(local.rglob("*.lgb"), None) or next(local.rglob("*.txt"))
+                model_file.replace(destination / f"{head}.txt")
+                shutil.rmtree(destination / f".{head}", ignore_errors=True)
+        return {
+            "task": task,
+            "name": name,
+            "version": int(found.version),
+            "run_id": found.run_id or "",
+            "tags": tags,
+        }
+
     def _alias_version(self, name: str, alias: str):  # noqa: ANN202 (an MLflow ModelVersion)
+        """The version holding ``alias``; None when the model or the alias does not exist.
+        Any other failure (the registry unreachable) propagates: it is not "no model"."""
         from mlflow.exceptions import MlflowException
 
         try:
             return self._client.get_model_version_by_alias(name, alias)
-        except MlflowException:
-            return None
+        except MlflowException as exc:
+            if exc.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
+                return None
+            raise
 
     @staticmethod
     def _load_booster(uri: str) -> lgb.Booster:

@@ -77,6 +77,11 @@ class CustomerRepository:
             rows = await self.db.fetch("customer_ids_by_source_external_id", source, value)
         return [r["customer_id"] for r in rows]
 
+    async def ids_by_external_ids(self, values: list[str], source: str | None) -> list[int]:
+        """Customers known by these external ids, in the order given (unknown ones left out)."""
+        rows = await self.db.fetch("customer_ids_by_external_ids", values, source)
+        return [r["customer_id"] for r in rows]
+
     async def page(
         self, flt: CustomerFilter, order: CustomerOrder, request: PageRequest
     ) -> Page[Customer]:

@@ -71,7 +71,12 @@ async def db(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture(scope="session")
 def settings(embedded_dir: Path) -> Settings:
-    return Settings(data_dir=embedded_dir, expose_statement_count=True, max_page_size=100)
+    return Settings(
+        data_dir=embedded_dir,
+        expose_statement_count=True,
+        max_page_size=100,
+        model_refresh_seconds=0,
+    )
 
 
 @pytest.fixture

@@ -8,10 +8,14 @@ from strawberry.tools import merge_types
 from api.schema.commerce import ProductQueries
 from api.schema.customers import CustomerQueries
 from api.schema.identity import IdentityMutations, IdentityQueries
+from api.schema.predictions import PredictionMutations, PredictionQueries
 from api.schema.quality import QualityQueries
 from api.schema.writes import WriteMutations
 
-Query = merge_types("Query", (CustomerQueries, ProductQueries, IdentityQueries, QualityQueries))
-Mutation = merge_types("Mutation", (WriteMutations, IdentityMutations))
+Query = merge_types(
+    "Query",
+    (CustomerQueries, ProductQueries, IdentityQueries, QualityQueries, PredictionQueries),
+)
+Mutation = merge_types("Mutation", (WriteMutations, IdentityMutations, PredictionMutations))
 
 schema = strawberry.Schema(query=Query, mutation=Mutation)

@@ -11,6 +11,7 @@ from typing import Annotated, cast
 import strawberry
 from strawberry.utils.str_converters import to_camel_case
 
+from api.schema import predictions
 from api.schema.commerce import PurchaseSummaryType, PurchaseType
 from api.schema.common import (
     Connection,
@@ -102,6 +103,21 @@ class CustomerType:
     updated_at: datetime
     pk: strawberry.Private[int]
     sources: strawberry.Private[Mapping[str, FieldSource]]
+
+    churn_risk: predictions.ChurnRiskType | None = strawberry.field(
+        resolver=predictions.churn_risk,
+        description="Risk of no order within 90 days, from the churn champion model (null with "
+        "a MODEL_NOT_TRAINED error when there is none).",
+    )
+    next_purchase: predictions.NextPurchaseType | None = strawberry.field(
+        resolver=predictions.next_purchase,
+        description="Next-order probability, count and date from the next-purchase champion.",
+    )
+    recommendations: list[predictions.RecommendationType] | None = strawberry.field(
+        resolver=predictions.recommendations,
+        description="Products the customer has not bought yet, best first (`first` up to 20), "
+        "optionally of one category.",
+    )
 
     @strawberry.field(description="Which source gave each profile field its value, and when.")
     def field_sources(self) -> list[FieldSourceType]:

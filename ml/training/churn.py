@@ -53,6 +53,7 @@ def train(
         greater_is_better=True,
         score=score,
         input_example=x[:5],
+        percentiles={"churn": TrainedTask.percentiles_of(probabilities["lightgbm"])},
         data={},
         params=PARAMS,
         figures={

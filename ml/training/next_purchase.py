@@ -110,6 +110,7 @@ def train(
         greater_is_better=True,
         score=score,
         input_example=x[:5],
+        percentiles={"p30": TrainedTask.percentiles_of(predictions["lightgbm"]["p30"])},
         data={},
         params={head: params for head, params in HEADS.items()},
         figures=figures,

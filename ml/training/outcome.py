@@ -33,6 +33,14 @@ class TrainedTask:
     data: dict[str, object]
     params: dict[str, object] = field(default_factory=dict)
     figures: dict[str, Figure] = field(default_factory=dict)
+    # Per head: the 0th..100th percentiles of its predictions over the evaluation customers,
+    # so serving can tell a customer where their score stands in the customer base.
+    percentiles: dict[str, list[float]] = field(default_factory=dict)
+
+    @staticmethod
+    def percentiles_of(predictions: np.ndarray) -> list[float]:
+        """The 0th to 100th percentiles of ``predictions``."""
+        return [float(v) for v in np.percentile(predictions, np.arange(101))]
 
     @property
     def primary_head(self) -> str:

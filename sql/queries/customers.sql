@@ -14,6 +14,15 @@ SELECT DISTINCT customer_id
  WHERE value = $1 AND kind = 'external_id'
  LIMIT 2;
 
+-- name: customer_ids_by_external_ids
+-- Many external ids at once (of source $2, or of any when NULL), in the order asked; an id
+-- that two sources give to different customers answers the lower customer id.
+SELECT DISTINCT ON (x.ord) x.ord, i.customer_id
+  FROM unnest($1::text[]) WITH ORDINALITY AS x(value, ord)
+  JOIN identities i ON i.kind = 'external_id' AND i.value = x.value
+                   AND ($2::text IS NULL OR i.source = $2::text)
+ ORDER BY x.ord, i.customer_id;
+
 -- name: customer_ids_by_source_external_id
 SELECT customer_id
   FROM identities

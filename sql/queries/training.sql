@@ -53,9 +53,9 @@ SELECT DISTINCT p.customer_id, p.product_id::float8
    AND p.customer_id = ANY ($3::bigint[]);
 
 -- name: product_catalogue
--- Every product with its category and list price (the catalogue as it is now: products are
+-- Every product with its name, category and list price (the catalogue as it is now: products are
 -- not versioned, so a re-categorised product is seen in its new category at every cutoff).
-SELECT id, category, price::float8 AS price
+SELECT id, name, category, price::float8 AS price
   FROM products
  ORDER BY id;
 

@@ -80,7 +80,12 @@ async def test_health_and_readiness(client, db):
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     r = await client.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "database": "ok"}
+    body = r.json()
+    assert (body["status"], body["database"]) == ("ok", "ok")
+    # No model trained in this data directory: reported, and not a reason to be unready.
+    assert body["models"]["churn"] == {
+        "state": "missing", "version": None, "reason": "model not trained: run `cdm train churn`"
+    }  # fmt: skip
 
 
 async def test_unexpected_errors_are_masked(client, db, monkeypatch):

@@ -4,13 +4,20 @@ and the three tasks trained on it once per run."""
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
+from api.app import create_app
+from cdm.settings import Settings
 from ingestion.seed import seed_database
+from ml.registry import ModelRegistry, default_tracking_uri
 from ml.training import pipeline
 from ml.training.outcome import TrainedTask
 from ml.training.plan import TrainingPlan
@@ -54,3 +61,39 @@ async def trained(seeded_url: str, plan: TrainingPlan) -> dict[str, TrainedTask]
     finally:
         await conn.close()
     return {t.task: t for t in results}
+
+
+@pytest.fixture(scope="session")
+def champions_dir(tmp_path_factory: pytest.TempPathFactory, trained, plan) -> Path:
+    """A data directory whose MLflow store holds a champion of every task."""
+    directory = tmp_path_factory.mktemp("cdm-champions")
+    registry = ModelRegistry(default_tracking_uri(directory), directory / "mlartifacts")
+    for task in pipeline.TASKS:
+        registry.record(trained[task], plan.describe())
+    return directory
+
+
+def serving_settings(data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "expose_statement_count": True,
+        "model_refresh_seconds": 0,
+        "mlflow_tracking_uri": default_tracking_uri(data_dir),
+    }
+    return Settings(**{**values, **overrides})
+
+
+def copy_store(source: Path, destination: Path) -> Path:
+    """A copy of a data directory's MLflow store, without its served-model cache."""
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("models"))
+    return destination
+
+
+@asynccontextmanager
+async def serving(url: str, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client to the app serving ``settings``' models over the database at ``url``."""
+    app = create_app(settings, url)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cdm.test") as http:
+            yield http

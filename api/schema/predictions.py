@@ -1,0 +1,263 @@
+"""GraphQL views of model scores: churn risk, next purchase, recommendations, and the batch
+`scores` query for machine clients. Every score says which model version made it, from which
+MLflow run, as of when; on request, the feature values it was computed from."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from api.schema.commerce import ProductType
+from api.schema.common import GraphQLInfo
+from domain import predictions
+from domain.errors import UserError
+from domain.ids import parse_id
+
+if TYPE_CHECKING:
+    from api.schema.customers import CustomerType
+
+MAX_BATCH = 1000
+
+
+@strawberry.type(name="ModelProvenance", description="Which model made a score, and when.")
+class ProvenanceType:
+    model: str = strawberry.field(description="Registered model name in MLflow.")
+    version: int
+    run_id: str = strawberry.field(description="The MLflow run that trained this version.")
+    as_of: datetime = strawberry.field(description="The features were computed as of this time.")
+
+    @classmethod
+    def from_domain(cls, p: predictions.Provenance) -> ProvenanceType:
+        return cls(model=p.model, version=p.version, run_id=p.run_id, as_of=p.as_of)
+
+
+@strawberry.type(name="FeatureValue", description="One model input, as the score saw it.")
+class FeatureValueType:
+    name: str
+    value: float | None = strawberry.field(description="Null where undefined (e.g. no order).")
+
+
+@strawberry.type(name="ScoreFactor", description="One feature's share in a customer's score.")
+class FactorType:
+    feature: str
+    description: str
+    value: float | None
+    contribution: float = strawberry.field(
+        description="Effect on the model's raw score (log-odds): positive raises the risk. "
+        "The contributions of all features plus the model's base value add up to the raw score."
+    )
+
+
+RiskBandEnum = strawberry.enum(predictions.RiskBand, name="RiskBand")
+ReasonEnum = strawberry.enum(predictions.RecommendationReason, name="RecommendationReason")
+
+
+def _features(values: dict[str, float | None]) -> list[FeatureValueType]:
+    return [FeatureValueType(name=k, value=v) for k, v in values.items()]
+
+
+@strawberry.type(
+    name="ChurnRisk", description="The risk that the customer orders nothing in 90 days."
+)
+class ChurnRiskType:
+    probability: float
+    band: RiskBandEnum  # type: ignore[valid-type]
+    percentile: float | None = strawberry.field(
+        description="Share of customers (0-100) with a lower risk, from the model's evaluation."
+    )
+    base_value: float = strawberry.field(
+        description="The model's raw score before any feature (log-odds): base value plus every "
+        "factor's contribution is the raw score, whose logistic is the probability."
+    )
+    provenance: ProvenanceType
+    values: strawberry.Private[dict[str, float | None]]
+    all_factors: strawberry.Private[tuple[predictions.Factor, ...]]
+
+    @strawberry.field(description="The strongest factors behind the score, strongest first.")
+    def factors(self, first: int = 3) -> list[FactorType]:
+        return [
+            FactorType(feature=f.feature, description=f.description, value=f.value,
+                       contribution=f.contribution)
+            for f in self.all_factors[: max(first, 0)]
+        ]  # fmt: skip
+
+    @strawberry.field(description="Every feature value the score was computed from (to replay it).")
+    def features(self) -> list[FeatureValueType]:
+        return _features(self.values)
+
+    @classmethod
+    def from_domain(cls, c: predictions.ChurnRisk) -> ChurnRiskType:
+        return cls(
+            probability=c.probability, band=c.band, percentile=c.percentile,
+            base_value=c.base_value, provenance=ProvenanceType.from_domain(c.provenance),
+            values=c.features, all_factors=c.factors,
+        )  # fmt: skip
+
+
+@strawberry.type(name="NextPurchase", description="When and how often the customer will order.")
+class NextPurchaseType:
+    probability_30d: float = strawberry.field(description="Probability of an order within 30 days.")
+    percentile: float | None
+    expected_purchases: float = strawberry.field(description="Expected orders within the horizon.")
+    expected_days: float = strawberry.field(
+        description="Expected days to the next order, capped at the horizon."
+    )
+    expected_at: datetime = strawberry.field(description="Expected date of the next order.")
+    horizon_days: float
+    provenance: ProvenanceType
+    values: strawberry.Private[dict[str, float | None]]
+
+    @strawberry.field(description="Every feature value the score was computed from.")
+    def features(self) -> list[FeatureValueType]:
+        return _features(self.values)
+
+    @classmethod
+    def from_domain(cls, n: predictions.NextPurchase) -> NextPurchaseType:
+        return cls(
+            probability_30d=n.probability_30d, percentile=n.percentile,
+            expected_purchases=n.expected_purchases, expected_days=n.expected_days,
+            expected_at=n.expected_at, horizon_days=n.horizon_days,
+            provenance=ProvenanceType.from_domain(n.provenance), values=n.features,
+        )  # fmt: skip
+
+
+@strawberry.type(name="Recommendation", description="A product the customer is likely to buy next.")
+class RecommendationType:
+    score: float = strawberry.field(description="The ranker's score (higher is better).")
+    reason: ReasonEnum  # type: ignore[valid-type]
+    explanation: str = strawberry.field(description='E.g. "often bought with Kettle".')
+    provenance: ProvenanceType
+    product_id: strawberry.Private[int]
+    because_of_id: strawberry.Private[int | None]
+
+    @strawberry.field
+    async def product(self, info: GraphQLInfo) -> ProductType | None:
+        found = await info.context.loaders.product_by_id.load(self.product_id)
+        return ProductType.from_domain(found) if found else None
+
+    @strawberry.field(description="The product it is often bought with (bought_together only).")
+    async def because_of(self, info: GraphQLInfo) -> ProductType | None:
+        if self.because_of_id is None:
+            return None
+        found = await info.context.loaders.product_by_id.load(self.because_of_id)
+        return ProductType.from_domain(found) if found else None
+
+
+AsOf = Annotated[
+    datetime | None,
+    strawberry.argument(
+        description="Score as of this time (with a zone; default now), from data before it: "
+        "to backtest a model trained --as-of the same time."
+    ),
+]
+
+
+def _scores(info: GraphQLInfo, as_of: datetime | None):  # noqa: ANN202 (ScoreLoaders)
+    if as_of is not None:
+        if as_of.tzinfo is None:
+            raise UserError("asOf needs a time zone, e.g. 2026-11-01T00:00:00Z", field="asOf")
+        if as_of > datetime.now(UTC):
+            raise UserError("asOf must not be in the future", field="asOf")
+    return info.context.scores(as_of)
+
+
+async def churn_risk(
+    root: CustomerType, info: GraphQLInfo, as_of: AsOf = None
+) -> ChurnRiskType | None:
+    found = await _scores(info, as_of).churn.load(root.pk)
+    return ChurnRiskType.from_domain(found) if found else None
+
+
+async def next_purchase(
+    root: CustomerType, info: GraphQLInfo, as_of: AsOf = None
+) -> NextPurchaseType | None:
+    found = await _scores(info, as_of).next_purchase.load(root.pk)
+    return NextPurchaseType.from_domain(found) if found else None
+
+
+async def recommendations(
+    root: CustomerType,
+    info: GraphQLInfo,
+    first: int = 5,
+    category: str | None = None,
+    as_of: AsOf = None,
+) -> list[RecommendationType]:
+    if not 1 <= first <= 20:
+        raise UserError("first must be between 1 and 20", field="first")
+    found = await _scores(info, as_of).recommendations.load(root.pk)
+    if found is None:
+        return []
+    provenance = ProvenanceType.from_domain(found.provenance)
+    return [
+        RecommendationType(
+            score=r.score, reason=r.reason, explanation=r.explanation, provenance=provenance,
+            product_id=r.product_id, because_of_id=r.because_of,
+        )
+        for r in found.top(first, category)
+    ]  # fmt: skip
+
+
+@strawberry.type(name="ModelStatus", description="A model the server scores with, and its state.")
+class ModelStatusType:
+    task: str
+    state: str = strawberry.field(description="ok, missing (never trained) or degraded.")
+    version: int | None
+    reason: str
+
+
+def model_statuses(info: GraphQLInfo) -> list[ModelStatusType]:
+    scorer = info.context.scorer
+    if scorer is None:
+        return []
+    return [
+        ModelStatusType(task=task, state=s.state, version=s.version, reason=s.reason)
+        for task, s in scorer.store.status.items()
+    ]
+
+
+@strawberry.type
+class PredictionQueries:
+    @strawberry.field(
+        description="Customers by id or external id, up to 1,000, for machine clients: select "
+        "churnRisk, nextPurchase and recommendations on them. Scoring the whole batch costs one "
+        "feature query and one prediction call per model. Unknown ids are left out."
+    )
+    async def scores(
+        self,
+        info: GraphQLInfo,
+        customer_ids: list[strawberry.ID] | None = None,
+        external_ids: list[str] | None = None,
+        source: str | None = None,
+    ) -> list[Annotated[CustomerType, strawberry.lazy("api.schema.customers")]]:
+        from api.schema.customers import CustomerType
+
+        if (customer_ids is None) == (external_ids is None):
+            raise UserError("give exactly one of `customerIds` and `externalIds`")
+        asked = len(customer_ids or external_ids or [])
+        if asked > MAX_BATCH:
+            raise UserError(f"at most {MAX_BATCH} customers per call (got {asked})")
+        if customer_ids is not None:
+            pks = [parse_id(i) for i in customer_ids]
+        else:
+            pks = await info.context.customers.ids_by_external_ids(external_ids or [], source)
+        found = await info.context.loaders.customer_by_id.load_many(pks)
+        return [CustomerType.from_domain(c) for c in found if c is not None]
+
+    @strawberry.field(description="The models the server scores with, and their state.")
+    def models(self, info: GraphQLInfo) -> list[ModelStatusType]:
+        return model_statuses(info)
+
+
+@strawberry.type
+class PredictionMutations:
+    @strawberry.mutation(
+        description="Check the registry for new champion models now and load them (the server "
+        "also checks every CDM_MODEL_REFRESH_SECONDS)."
+    )
+    async def reload_models(self, info: GraphQLInfo) -> list[ModelStatusType]:
+        scorer = info.context.scorer
+        if scorer is not None:
+            await scorer.store.refresh()
+        return model_statuses(info)

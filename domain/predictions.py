@@ -1,0 +1,127 @@
+"""What the models say about a customer, with where it came from: pure values and rules.
+
+Every prediction carries its :class:`Provenance` (model, version, MLflow run, as-of time),
+enough to find the model and replay the score from the features it was computed from.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from domain.errors import UserError
+
+
+class ModelUnavailable(UserError):
+    """No usable model for a task (never trained, or failed to load): scores answer null."""
+
+    code = "MODEL_NOT_TRAINED"
+
+
+class RiskBand(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskBands:
+    """Churn probability thresholds: below ``medium`` is low, from ``high`` on is high."""
+
+    medium: float = 0.4
+    high: float = 0.7
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.medium < self.high < 1.0:
+            raise ValueError("risk bands need 0 < medium < high < 1")
+
+    def band(self, probability: float) -> RiskBand:
+        if probability >= self.high:
+            return RiskBand.HIGH
+        if probability >= self.medium:
+            return RiskBand.MEDIUM
+        return RiskBand.LOW
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Which model produced a score, and as of when."""
+
+    model: str
+    version: int
+    run_id: str
+    as_of: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Factor:
+    """One feature's share in a score: positive contributions push the score up."""
+
+    feature: str
+    description: str
+    value: float | None  # None where the feature is undefined (e.g. no purchase yet)
+    contribution: float  # in the model's raw (log-odds) units
+
+
+@dataclass(frozen=True, slots=True)
+class ChurnRisk:
+    probability: float
+    band: RiskBand
+    percentile: float | None  # share of the customer base (0-100) with a lower risk
+    factors: tuple[Factor, ...]  # every feature's contribution, strongest first
+    base_value: float  # the model's raw score before any feature: base + contributions = raw
+    provenance: Provenance
+    features: dict[str, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class NextPurchase:
+    probability_30d: float
+    percentile: float | None
+    expected_purchases: float  # within the horizon
+    expected_days: float  # to the next purchase, capped at the horizon
+    horizon_days: float
+    provenance: Provenance
+    features: dict[str, float | None]
+
+    @property
+    def expected_at(self) -> datetime:
+        """The expected date of the next purchase (at most the horizon away)."""
+        return self.provenance.as_of + timedelta(days=self.expected_days)
+
+
+class RecommendationReason(StrEnum):
+    BOUGHT_TOGETHER = "bought_together"
+    FAVOURITE_CATEGORY = "favourite_category"
+    POPULAR = "popular"
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    product_id: int
+    category: str
+    score: float
+    reason: RecommendationReason
+    explanation: str
+    because_of: int | None  # the product it is often bought with, for BOUGHT_TOGETHER
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendations:
+    items: tuple[Recommendation, ...]  # best first
+    provenance: Provenance
+
+    def top(self, first: int, category: str | None = None) -> list[Recommendation]:
+        """The best ``first``, optionally of one category only."""
+        return [r for r in self.items if category is None or r.category == category][:first]
+
+
+def percentile_of(value: float, percentiles: Sequence[float] | None) -> float | None:
+    """Where ``value`` stands among the reference distribution (0-100), by its percentiles."""
+    if not percentiles:
+        return None
+    position = bisect.bisect_left(list(percentiles), value)
+    return float(min(max(position, 0), 100))
