@@ -15,10 +15,9 @@ from starlette.routing import Route
 
 from api.graphql_http import GraphQLEndpoint
 from api.schema import schema
+from cdm.scoring import build_scorer
 from cdm.settings import Settings, load_settings
-from ml.registry import ModelRegistry
 from ml.serving.models import ModelStore
-from ml.serving.scoring import Scorer
 from sql import migrate
 from sql.database import create_pool, resolve_database_url
 
@@ -73,16 +72,6 @@ def _tune_garbage_collector() -> None:
     gc.freeze()
 
 
-def _scorer(settings: Settings) -> Scorer:
-    def registry() -> ModelRegistry:
-        return ModelRegistry(
-            settings.tracking_uri, settings.data_dir / "mlartifacts", fail_fast=True
-        )
-
-    store = ModelStore(registry, settings.data_dir / "models")
-    return Scorer(store, settings.risk_bands)
-
-
 def _start_refreshing(store: ModelStore, every: float) -> asyncio.Task[None] | None:
     """Check the registry for new champions every `every` seconds, in the background."""
     if every <= 0:
@@ -120,7 +109,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
                 )
             app.state.pool = pool
             app.state.settings = settings
-            app.state.scorer = scorer = _scorer(settings)
+            app.state.scorer = scorer = build_scorer(settings)
             await scorer.store.refresh(settings.model_load_timeout_seconds)
             refresher = _start_refreshing(scorer.store, settings.model_refresh_seconds)
             _tune_garbage_collector()

@@ -16,6 +16,7 @@ from domain.commerce import Product, Purchase, PurchaseSummary
 from domain.customer_queries import TimeWindow
 from domain.customers import Consent, Customer, Identity
 from domain.interactions import Interaction
+from domain.predictions import StoredScores
 from sql.repositories import CustomerRepository, ProductRepository
 
 K = TypeVar("K")
@@ -99,6 +100,11 @@ class Loaders:
     def consents_by_customer(self) -> DataLoader[int, list[Consent]]:
         """Current consents per customer id."""
         return self._get("consents", self._customers.current_consents, _empty)
+
+    @property
+    def stored_scores_by_customer(self) -> DataLoader[int, StoredScores | None]:
+        """Materialised scores per customer id (None if never scored)."""
+        return self._get("stored_scores", self._customers.stored_scores, _none)
 
     @property
     def purchase_summary_by_customer(self) -> DataLoader[int, PurchaseSummary]:

@@ -19,6 +19,7 @@ class CustomerSortField(StrEnum):
     CREATED_AT = "created_at"
     LAST_PURCHASE_AT = "last_purchase_at"
     TOTAL_SPEND = "total_spend"
+    CHURN_RISK = "churn_risk"  # the stored scores of the latest `cdm score --all`
 
 
 class SortDirection(StrEnum):
@@ -52,8 +53,14 @@ class CustomerFilter:
     purchased_until: datetime | None = None
     min_total_spend: Decimal | None = None
     search: str | None = None
+    min_churn_risk: float | None = None  # stored scores (`cdm score --all`)
+    max_churn_risk: float | None = None
 
     def __post_init__(self) -> None:
+        for name, label in (("min_churn_risk", "minChurnRisk"), ("max_churn_risk", "maxChurnRisk")):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise UserError(f"`{label}` must be between 0 and 1", field=label)
         for name in ("created_after", "created_before", "purchased_since", "purchased_until"):
             require_aware(getattr(self, name), name)
         if self.country is not None and not (len(self.country) == 2 and self.country.isalpha()):

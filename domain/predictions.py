@@ -119,6 +119,35 @@ class Recommendations:
         return [r for r in self.items if category is None or r.category == category][:first]
 
 
+@dataclass(frozen=True, slots=True)
+class StoredScores:
+    """A customer's scores as materialised by the latest `cdm score --all`."""
+
+    customer_id: int
+    as_of: datetime
+    scored_at: datetime
+    churn_probability: float | None
+    churn_model_version: int | None
+    purchase_30d_probability: float | None
+    expected_purchases: float | None
+    expected_days_to_next: float | None
+    next_purchase_model_version: int | None
+    recommended_product_ids: tuple[int, ...]
+    upsell_model_version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredScoresSummary:
+    """How fresh the stored scores are."""
+
+    customers: int
+    as_of: datetime | None
+    scored_at: datetime | None
+    churn_model_version: int | None
+    next_purchase_model_version: int | None
+    upsell_model_version: int | None
+
+
 def percentile_of(value: float, percentiles: Sequence[float] | None) -> float | None:
     """Where ``value`` stands among the reference distribution (0-100), by its percentiles."""
     if not percentiles:

@@ -169,7 +169,12 @@ async def customer_history(
 ) -> History:
     """What each of ``customer_ids`` bought before ``as_of`` (customers may have bought nothing)."""
     ids = np.unique(np.asarray(customer_ids, dtype=np.int64))
-    keys, rows = await fetch_matrix(conn, "product_history", (as_of, None, ids.tolist()), 3)
+    # For very many customers one scan of everyone beats a giant id list; keep the asked ones.
+    scope = None if len(ids) > 50_000 else ids.tolist()
+    keys, rows = await fetch_matrix(conn, "product_history", (as_of, None, scope), 3)
+    if scope is None:
+        wanted = np.isin(keys, ids)
+        keys, rows = keys[wanted], rows[wanted]
     user = np.searchsorted(ids, keys)
     item = catalogue.positions(rows[:, 0].astype(np.int64))
     shape = (len(ids), len(catalogue))
@@ -177,6 +182,15 @@ async def customer_history(
         customer_ids=ids,
         orders=sparse.csr_matrix((rows[:, 1], (user, item)), shape=shape),
         recency=sparse.csr_matrix((rows[:, 2] + 1.0, (user, item)), shape=shape),
+    )
+
+
+def history_rows(history: History, rows: np.ndarray) -> History:
+    """The part of ``history`` about the customers at ``rows`` (positions, ascending)."""
+    return History(
+        customer_ids=history.customer_ids[rows],
+        orders=history.orders[rows],
+        recency=history.recency[rows],
     )
 
 

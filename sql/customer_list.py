@@ -22,8 +22,11 @@ _SORT_EXPRESSIONS = {
     CustomerSortField.TOTAL_SPEND: "coalesce(s.total_spend, 0)",
     # Customers who never bought sort as if their last purchase were infinitely long ago.
     CustomerSortField.LAST_PURCHASE_AT: "coalesce(s.last_purchase_at, '-infinity'::timestamptz)",
+    # Unscored customers sort below every score; numeric so that cursors carry it exactly.
+    CustomerSortField.CHURN_RISK: "coalesce(cs.churn_probability, -1)::numeric",
 }
 _STATS_JOIN = " LEFT JOIN customer_purchase_stats s ON s.customer_id = c.id"
+_SCORES_JOIN = " LEFT JOIN customer_scores cs ON cs.customer_id = c.id"
 
 
 @dataclass
@@ -31,6 +34,7 @@ class _Builder:
     conditions: list[str] = field(default_factory=list)
     params: list[object] = field(default_factory=list)
     needs_stats: bool = False
+    needs_scores: bool = False
 
     def bind(self, value: object) -> str:
         self.params.append(value)
@@ -57,10 +61,20 @@ def _where(flt: CustomerFilter, b: _Builder) -> None:
         b.conditions.append(f"coalesce(s.total_spend, 0) >= {b.bind(flt.min_total_spend)}")
     if flt.search_pattern is not None:
         b.conditions.append(f"c.search_text LIKE {b.bind(flt.search_pattern)}")
+    if flt.min_churn_risk is not None:
+        b.needs_scores = True
+        b.conditions.append(f"cs.churn_probability >= {b.bind(flt.min_churn_risk)}")
+    if flt.max_churn_risk is not None:
+        b.needs_scores = True
+        b.conditions.append(f"cs.churn_probability <= {b.bind(flt.max_churn_risk)}")
 
 
 def _from(b: _Builder) -> str:
-    return "FROM customers c" + (_STATS_JOIN if b.needs_stats else "")
+    return (
+        "FROM customers c"
+        + (_STATS_JOIN if b.needs_stats else "")
+        + (_SCORES_JOIN if b.needs_scores else "")
+    )
 
 
 def _where_clause(b: _Builder) -> str:
@@ -77,7 +91,9 @@ def customer_page_statement(
     b = _Builder()
     _where(flt, b)
     sort = _SORT_EXPRESSIONS[order.field]
-    if order.field is not CustomerSortField.CREATED_AT:
+    if order.field is CustomerSortField.CHURN_RISK:
+        b.needs_scores = True
+    elif order.field is not CustomerSortField.CREATED_AT:
         b.needs_stats = True
     direction = "DESC" if order.direction is SortDirection.DESC else "ASC"
     if after is not None:

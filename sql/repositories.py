@@ -12,6 +12,7 @@ from domain.customer_queries import CustomerFilter, CustomerOrder, TimeWindow, c
 from domain.customers import Consent, Customer, Identity, IdentityKind
 from domain.interactions import Interaction
 from domain.pagination import Page, PageRequest
+from domain.predictions import StoredScores, StoredScoresSummary
 from domain.survivorship import FieldSource
 from sql.customer_list import customer_count_statement, customer_page_statement
 from sql.executor import Database
@@ -81,6 +82,21 @@ class CustomerRepository:
         """Customers known by these external ids, in the order given (unknown ones left out)."""
         rows = await self.db.fetch("customer_ids_by_external_ids", values, source)
         return [r["customer_id"] for r in rows]
+
+    async def stored_scores(self, ids: Sequence[int]) -> dict[int, StoredScores]:
+        """Materialised scores per customer (customers never scored are absent)."""
+        rows = await self.db.fetch("stored_scores_by_customer_ids", list(ids))
+        found = {}
+        for r in rows:
+            values = dict(r)
+            products = tuple(values.pop("recommended_product_ids") or ())
+            found[r["customer_id"]] = StoredScores(**values, recommended_product_ids=products)
+        return found
+
+    async def stored_scores_summary(self) -> StoredScoresSummary:
+        """How many customers have stored scores, as of when, from which model versions."""
+        (row,) = await self.db.fetch("stored_scores_summary")
+        return StoredScoresSummary(**dict(row))
 
     async def page(
         self, flt: CustomerFilter, order: CustomerOrder, request: PageRequest

@@ -22,7 +22,8 @@ from sql.database import connect, create_pool
 from sql.embedded import replace_database, start_embedded_server
 
 DATA_TABLES = (
-    "customer_purchase_stats", "consents", "interactions", "purchases", "identities",
+    "customer_scores", "customer_purchase_stats", "consents", "interactions", "purchases",
+    "identities",
     "products", "customer_aliases", "merges", "import_runs", "customers",
 )  # fmt: skip
 

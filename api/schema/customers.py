@@ -119,6 +119,11 @@ class CustomerType:
         "optionally of one category.",
     )
 
+    stored_scores: predictions.StoredScoresType | None = strawberry.field(
+        resolver=predictions.stored_scores,
+        description="Scores of the latest `cdm score --all` run (null if never scored).",
+    )
+
     @strawberry.field(description="Which source gave each profile field its value, and when.")
     def field_sources(self) -> list[FieldSourceType]:
         return [
@@ -217,6 +222,14 @@ class CustomerFilterInput:
     search: str | None = strawberry.field(
         default=None, description="Text anywhere in the name or e-mail (2 characters or more)."
     )
+    min_churn_risk: float | None = strawberry.field(
+        default=None,
+        description="Stored churn probability at least this (scores of `cdm score --all`; "
+        "see storedScoresSummary for their freshness).",
+    )
+    max_churn_risk: float | None = strawberry.field(
+        default=None, description="Stored churn probability at most this."
+    )
 
     def to_domain(self) -> CustomerFilter:
         """The domain filter (validated)."""
@@ -224,7 +237,8 @@ class CustomerFilterInput:
             country=self.country, created_after=self.created_after,
             created_before=self.created_before, purchased_since=self.purchased_since,
             purchased_until=self.purchased_until, min_total_spend=self.min_total_spend,
-            search=self.search,
+            search=self.search, min_churn_risk=self.min_churn_risk,
+            max_churn_risk=self.max_churn_risk,
         )  # fmt: skip
 
 
@@ -233,6 +247,7 @@ class CustomerOrderField(Enum):
     CREATED_AT = CustomerSortField.CREATED_AT
     LAST_PURCHASE_AT = CustomerSortField.LAST_PURCHASE_AT
     TOTAL_SPEND = CustomerSortField.TOTAL_SPEND
+    CHURN_RISK = CustomerSortField.CHURN_RISK
 
 
 @strawberry.enum

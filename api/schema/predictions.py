@@ -199,6 +199,51 @@ async def recommendations(
     ]  # fmt: skip
 
 
+@strawberry.type(name="StoredScores", description="Scores materialised by `cdm score --all`.")
+class StoredScoresType:
+    as_of: datetime = strawberry.field(description="The scores were computed as of this time.")
+    scored_at: datetime = strawberry.field(description="When the scoring run stored them.")
+    churn_probability: float | None
+    churn_model_version: int | None
+    purchase_30d_probability: float | None
+    expected_purchases: float | None
+    expected_days_to_next: float | None
+    next_purchase_model_version: int | None
+    upsell_model_version: int | None
+    product_ids: strawberry.Private[tuple[int, ...]]
+
+    @strawberry.field(description="The stored top recommendations, best first.")
+    async def recommended_products(self, info: GraphQLInfo) -> list[ProductType]:
+        found = await info.context.loaders.product_by_id.load_many(list(self.product_ids))
+        return [ProductType.from_domain(p) for p in found if p is not None]
+
+    @classmethod
+    def from_domain(cls, s: predictions.StoredScores) -> StoredScoresType:
+        return cls(
+            as_of=s.as_of, scored_at=s.scored_at, churn_probability=s.churn_probability,
+            churn_model_version=s.churn_model_version,
+            purchase_30d_probability=s.purchase_30d_probability,
+            expected_purchases=s.expected_purchases, expected_days_to_next=s.expected_days_to_next,
+            next_purchase_model_version=s.next_purchase_model_version,
+            upsell_model_version=s.upsell_model_version, product_ids=s.recommended_product_ids,
+        )  # fmt: skip
+
+
+async def stored_scores(root: CustomerType, info: GraphQLInfo) -> StoredScoresType | None:
+    found = await info.context.loaders.stored_scores_by_customer.load(root.pk)
+    return StoredScoresType.from_domain(found) if found else None
+
+
+@strawberry.type(name="StoredScoresSummary", description="How fresh the stored scores are.")
+class StoredScoresSummaryType:
+    customers: int
+    as_of: datetime | None
+    scored_at: datetime | None
+    churn_model_version: int | None
+    next_purchase_model_version: int | None
+    upsell_model_version: int | None
+
+
 @strawberry.type(name="ModelStatus", description="A model the server scores with, and its state.")
 class ModelStatusType:
     task: str
@@ -244,6 +289,18 @@ class PredictionQueries:
             pks = await info.context.customers.ids_by_external_ids(external_ids or [], source)
         found = await info.context.loaders.customer_by_id.load_many(pks)
         return [CustomerType.from_domain(c) for c in found if c is not None]
+
+    @strawberry.field(
+        description="The stored scores' freshness: customers scored, as of when, by which models."
+    )
+    async def stored_scores_summary(self, info: GraphQLInfo) -> StoredScoresSummaryType:
+        s = await info.context.customers.stored_scores_summary()
+        return StoredScoresSummaryType(
+            customers=s.customers, as_of=s.as_of, scored_at=s.scored_at,
+            churn_model_version=s.churn_model_version,
+            next_purchase_model_version=s.next_purchase_model_version,
+            upsell_model_version=s.upsell_model_version,
+        )  # fmt: skip
 
     @strawberry.field(description="The models the server scores with, and their state.")
     def models(self, info: GraphQLInfo) -> list[ModelStatusType]:

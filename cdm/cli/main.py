@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cdm.cli import dedupe, imports, models, quality
+from cdm.cli import dedupe, imports, models, quality, score
 from cdm.cli.common import (
     OneLineErrors,
     OneLineGroupErrors,
@@ -185,6 +185,7 @@ dedupe.register(app)
 imports.register(app)
 models.register(app)
 quality.register(app)
+score.register(app)
 
 
 def main() -> None:

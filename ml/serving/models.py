@@ -148,6 +148,7 @@ class ModelStore:
     def _fetch(self, registry: RegistryLike, task: str, version: int) -> ServedModel:
         directory = self.cache_dir / task / f"v{version}"
         if not _checksums_match(directory):
+            (directory / ".canary-passed").unlink(missing_ok=True)
             description = registry.download(task, version, directory)
             _write_manifest(directory, description)
         return self._verified(directory)
@@ -163,13 +164,16 @@ class ModelStore:
                 "it was trained on another feature definition than this service computes; "
                 f"retrain it with `cdm train {_cli(task)}`"
             )
-        probe = subprocess.run(  # noqa: S603 (our own module, our own interpreter)
-            [sys.executable, "-m", "ml.serving.canary", str(directory)],
-            capture_output=True, text=True, timeout=_CANARY_TIMEOUT, check=False,
-        )  # fmt: skip
-        if probe.returncode != 0:
-            reason = probe.stderr.strip().splitlines()[-1:] or [f"exit {probe.returncode}"]
-            raise ValueError(f"failed its canary check: {reason[0]}")
+        passed = directory / ".canary-passed"  # these very files passed before (same checksums)
+        if not passed.is_file():
+            probe = subprocess.run(  # noqa: S603 (our own module, our own interpreter)
+                [sys.executable, "-m", "ml.serving.canary", str(directory)],
+                capture_output=True, text=True, timeout=_CANARY_TIMEOUT, check=False,
+            )  # fmt: skip
+            if probe.returncode != 0:
+                reason = probe.stderr.strip().splitlines()[-1:] or [f"exit {probe.returncode}"]
+                raise ValueError(f"failed its canary check: {reason[0]}")
+            passed.touch()
         heads = {path.stem: lgb.Booster(model_file=str(path)) for path in directory.glob("*.txt")}
         return ServedModel(
             task=task,

@@ -49,7 +49,7 @@ RECOMMENDATIONS_KEPT = 20
 
 
 @dataclass(frozen=True)
-class _Basket:
+class MarketView:
     catalogue: Catalogue
     basket: MarketBasket
     day: datetime
@@ -61,7 +61,7 @@ class Scorer:
     def __init__(self, store: ModelStore, bands: RiskBands) -> None:
         self.store = store
         self.bands = bands
-        self._basket: _Basket | None = None
+        self._basket: MarketView | None = None
         self._basket_lock = asyncio.Lock()
 
     def model(self, task: str) -> ServedModel:
@@ -85,9 +85,13 @@ class Scorer:
         booster = model.heads["churn"]
         if not len(frame):
             return {}
-        raw = await asyncio.to_thread(booster.predict, frame.matrix, pred_contrib=True)
+
+        def predict() -> tuple[np.ndarray, np.ndarray]:
+            x = frame.matrix
+            return churn_probabilities(model, x), booster.predict(x, pred_contrib=True)
+
+        probabilities, raw = await asyncio.to_thread(predict)
         contributions = raw[:, :-1]
-        probabilities = 1.0 / (1.0 + np.exp(-raw.sum(axis=1)))
         provenance = _provenance(model, frame.as_of)
         percentiles = model.percentiles("churn")
         result = {}
@@ -111,15 +115,7 @@ class Scorer:
         if not len(frame):
             return {}
 
-        def predict() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            x = frame.matrix
-            return (
-                model.heads["p30"].predict(x),
-                model.heads["count"].predict(x),
-                np.clip(model.heads["days"].predict(x), 0.0, HORIZON_DAYS),
-            )
-
-        p30, count, days = await asyncio.to_thread(predict)
+        p30, count, days = await asyncio.to_thread(next_purchase_arrays, model, frame.matrix)
         provenance = _provenance(model, frame.as_of)
         percentiles = model.percentiles("p30")
         return {
@@ -140,7 +136,7 @@ class Scorer:
     ) -> dict[int, Recommendations]:
         """Each customer's best unbought products, ranked, with a reason for each."""
         model = self.model("upsell")
-        shared = await self._market(conn, as_of)
+        shared = await self.market(conn, as_of)
         history = await customer_history(conn, shared.catalogue, as_of, customer_ids)
 
         def rank() -> dict[int, Recommendations]:
@@ -150,8 +146,9 @@ class Scorer:
 
         return await asyncio.to_thread(rank)
 
-    async def _market(self, conn: asyncpg.Connection, as_of: datetime) -> _Basket:
-        # Item statistics over everyone's last year change slowly: built once a day.
+    async def market(self, conn: asyncpg.Connection, as_of: datetime) -> MarketView:
+        """The catalogue and the item statistics as of ``as_of``'s day (cached per day: they
+        cover everyone's last year and change slowly)."""
         day = as_of.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         cached = self._basket
         if cached is not None and cached.day == day:
@@ -160,8 +157,24 @@ class Scorer:
             if self._basket is None or self._basket.day != day:
                 catalogue = await load_catalogue(conn)
                 basket = await market_basket(conn, catalogue, day)
-                self._basket = _Basket(catalogue, basket, day)
+                self._basket = MarketView(catalogue, basket, day)
             return self._basket
+
+
+def churn_probabilities(model: ServedModel, x: np.ndarray) -> np.ndarray:
+    """Churn probability per row of ``x`` (online and batch scoring share this)."""
+    return model.heads["churn"].predict(x)
+
+
+def next_purchase_arrays(
+    model: ServedModel, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """30-day purchase probability, expected purchases and capped wait per row of ``x``."""
+    return (
+        model.heads["p30"].predict(x),
+        model.heads["count"].predict(x),
+        np.clip(model.heads["days"].predict(x), 0.0, HORIZON_DAYS),
+    )
 
 
 def _provenance(model: ServedModel, as_of: datetime) -> Provenance:
@@ -189,7 +202,7 @@ def _named(values: np.ndarray) -> dict[str, float | None]:
 
 
 def _ranked(
-    shared: _Basket,
+    shared: MarketView,
     history: History,
     candidates: Candidates,
     scores: np.ndarray,
@@ -201,7 +214,7 @@ def _ranked(
     result: dict[int, Recommendations] = {}
     if len(scores) == 0:
         return {int(c): Recommendations((), provenance) for c in history.customer_ids}
-    order = np.lexsort((-scores, candidates.customer_ids))
+    order = rank_order(candidates, scores)
     customers = candidates.customer_ids[order]
     products = candidates.product_ids[order]
     ranked_scores = scores[order]
@@ -231,6 +244,11 @@ def _ranked(
             )
         result[int(history.customer_ids[row])] = Recommendations(tuple(items), provenance)
     return result
+
+
+def rank_order(candidates: Candidates, scores: np.ndarray) -> np.ndarray:
+    """Candidate rows grouped by customer, best score first within each."""
+    return np.lexsort((-scores, candidates.customer_ids))
 
 
 def _reason(

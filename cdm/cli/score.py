@@ -1,0 +1,84 @@
+"""`cdm score --all`: materialise every customer's scores (and optionally write a file)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cdm.cli.common import OneLineErrors, console, migrated_database, settings_from_env
+from cdm.cli.errors import CliError, fail, run
+from cdm.scoring import build_scorer
+from sql.database import connect
+
+
+def score(
+    all_customers: Annotated[
+        bool, typer.Option("--all", help="Score every customer (required: the only mode).")
+    ] = False,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(help="Score as of this time, from data before it (UTC if no zone)."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Also write the scores to a .csv or .parquet file.")
+    ] = None,
+    recommendations: Annotated[
+        bool, typer.Option(help="Include the top 5 recommendations of each customer.")
+    ] = True,
+) -> None:
+    """Score every customer with the champion models into the customer_scores table."""
+    from ml.serving.batch import score_everyone, store, write_file
+
+    if not all_customers:
+        fail("say --all to score every customer (see --help)", 2)
+    if output is not None and output.suffix.lower() not in (".csv", ".parquet"):
+        fail(f"--output must end in .csv or .parquet, not {output.suffix or 'nothing'!r}", 2)
+    moment = as_of.replace(tzinfo=as_of.tzinfo or UTC) if as_of else datetime.now(UTC)
+    if moment > datetime.now(UTC):
+        fail("--as-of must not be in the future", 2)
+    settings = settings_from_env()
+    scorer = build_scorer(settings)
+
+    async def go():  # noqa: ANN202 (ScoreTable, stored rows, seconds)
+        url, _ = await migrated_database(settings)
+        await scorer.store.refresh(settings.model_load_timeout_seconds)
+        if not scorer.store.models:
+            reasons = "; ".join(f"{t}: {s.reason}" for t, s in scorer.store.status.items())
+            raise CliError(f"no model to score with ({reasons})")
+        started = time.perf_counter()
+        conn = await connect(url)
+        try:
+            table = await score_everyone(
+                conn, scorer, moment, recommend=recommendations,
+                progress=lambda m: console.print(f"[dim]{m} ..."),
+            )  # fmt: skip
+            console.print("[dim]storing ...")
+            stored = await store(conn, table)
+        finally:
+            await conn.close()
+        return table, stored, time.perf_counter() - started
+
+    table, stored, seconds = run(go)
+    if output is not None:
+        write_file(table, output)
+    summary = Table("model", "version", title=f"Scored {stored:,} customers in {seconds:.1f} s")
+    for task in ("churn", "next_purchase", "upsell"):
+        version = table.versions.get(task)
+        summary.add_row(
+            task,
+            str(version) if version else f"[yellow]skipped: {table.skipped.get(task, 'not asked')}",
+        )
+    console.print(summary)
+    console.print(
+        f"as of {table.as_of:%Y-%m-%d %H:%M} UTC" + (f"; written to {output}" if output else "")
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the `cdm` app."""
+    app.command("score", cls=OneLineErrors)(score)

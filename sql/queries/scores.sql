@@ -1,0 +1,29 @@
+-- Materialised scores (migration 0004): written by `cdm score --all`, read by the API.
+
+-- name: stored_scores_by_customer_ids
+SELECT customer_id, as_of, churn_probability, churn_model_version, purchase_30d_probability,
+       expected_purchases, expected_days_to_next, next_purchase_model_version,
+       recommended_product_ids, upsell_model_version, scored_at
+  FROM customer_scores
+ WHERE customer_id = ANY ($1::bigint[]);
+
+-- name: stored_scores_summary
+-- How fresh the stored scores are: one run's as-of time, when it ran, with which models.
+SELECT count(*) AS customers, min(as_of) AS as_of, max(scored_at) AS scored_at,
+       max(churn_model_version) AS churn_model_version,
+       max(next_purchase_model_version) AS next_purchase_model_version,
+       max(upsell_model_version) AS upsell_model_version
+  FROM customer_scores;
+
+-- name: create_score_staging
+CREATE TEMP TABLE score_staging (LIKE customer_scores INCLUDING DEFAULTS) ON COMMIT DROP;
+
+-- name: clear_stored_scores
+-- With insert_staged_scores, in the staging transaction: readers see the old run or the new
+-- one, never a mix (DELETE, not TRUNCATE, keeps that true for readers already running).
+DELETE FROM customer_scores;
+
+-- name: insert_staged_scores
+-- Customers deleted or merged away while the run was scoring are left out.
+INSERT INTO customer_scores
+SELECT s.* FROM score_staging s JOIN customers c ON c.id = s.customer_id;
