@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cdm.cli import dedupe, imports, models, quality, score
+from cdm.cli import dedupe, demo, imports, models, quality, score
 from cdm.cli.common import (
     OneLineErrors,
     OneLineGroupErrors,
@@ -26,6 +26,7 @@ from cdm.settings import Settings
 from ingestion.seed import SeedReport, default_now, seed_database
 from sql import migrate
 from sql.database import connect, resolve_database_url
+from sql.queries import query
 
 app = typer.Typer(
     help="CDM: a customer database with a GraphQL API.",
@@ -153,7 +154,7 @@ def seed(
         url, _ = await migrated_database(settings)
         conn = await connect(url)
         try:
-            existing = await conn.fetchval("SELECT count(*) FROM customers")
+            existing = await conn.fetchval(query("customer_count"))
             if if_empty and existing:
                 return existing
             with progress_bar() as bar:
@@ -182,6 +183,7 @@ def seed(
 
 
 dedupe.register(app)
+demo.register(app)
 imports.register(app)
 models.register(app)
 quality.register(app)

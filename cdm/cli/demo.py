@@ -1,0 +1,116 @@
+"""`cdm demo`: everything on a fresh machine, in one command, reusing what exists.
+
+Embedded PostgreSQL (unless CDM_DATABASE_URL is set), migrations, synthetic customers when
+the database is empty, the three models trained and registered in MLflow when no champion
+exists, every customer scored when no scores are stored, then the API with GraphiQL.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from cdm.cli.common import OneLineErrors, console, migrated_database, settings_from_env
+from cdm.cli.errors import run
+from cdm.settings import Settings
+from sql.database import connect
+from sql.queries import query
+
+EXAMPLES = """\
+# 1. A customer 360 view with scores
+{ customer(id: "1") { fullName email purchaseSummary { orderCount totalSpend }
+    churnRisk { probability band percentile factors { description value contribution } }
+    nextPurchase { probability30d expectedPurchases expectedAt }
+    recommendations(first: 5) { explanation product { name category price } } } }
+
+# 2. A targeting list: customers most at risk of churning (stored scores)
+{ storedScoresSummary { customers asOf }
+  customers(first: 20, filter: {minChurnRisk: 0.7},
+            orderBy: {field: CHURN_RISK, direction: DESC}) {
+    totalCount nodes { id fullName email storedScores { churnProbability } } } }
+
+# 3. A batch score fetch for a personalization engine (up to 1,000 ids)
+{ scores(customerIds: ["1", "2", "3"]) { id churnRisk { probability band }
+    nextPurchase { probability30d } recommendations(first: 3) { product { sku } } } }
+"""
+
+
+async def _prepare(settings: Settings, customers: int) -> str:
+    from ingestion.seed import default_now, seed_database
+    from ml.registry import ModelRegistry
+    from ml.serving.batch import score_everyone, store
+    from ml.training import pipeline
+    from ml.training.plan import TrainingPlan
+
+    url, _ = await migrated_database(settings)
+    conn = await connect(url)
+    try:
+        existing = await conn.fetchval(query("customer_count"))
+        if existing:
+            console.print(f"The database holds {existing:,} customers: reusing them.")
+        else:
+            console.print(f"Seeding {customers:,} synthetic customers ...")
+            started = time.perf_counter()
+            await seed_database(conn, customers=customers, seed=42, now=default_now())
+            console.print(f"seeded in {time.perf_counter() - started:.0f} s")
+
+        registry = ModelRegistry(settings.tracking_uri, settings.data_dir / "mlartifacts")
+        missing = [t for t in pipeline.TASKS if registry.alias_version(t) is None]
+        if missing:
+            _, latest = await conn.fetchrow(query("purchase_history_span"))
+            as_of = min(datetime.now(UTC), latest) if latest else datetime.now(UTC)
+            plan = TrainingPlan(as_of=as_of)
+            console.print(f"Training {', '.join(missing)} as of {as_of:%Y-%m-%d} ...")
+            results = await pipeline.train(
+                conn, missing, plan, progress=lambda m: console.print(f"[dim]{m} ...")
+            )
+            for trained in results:
+                decision = registry.record(trained, plan.describe()).decision
+                console.print(f"{trained.task}: version {decision.version}, {decision.reason}")
+        else:
+            console.print("Champion models exist in MLflow: reusing them.")
+
+        if not (await conn.fetchrow(query("stored_scores_summary")))["customers"]:
+            from cdm.scoring import build_scorer
+
+            scorer = build_scorer(settings)
+            await scorer.store.refresh(settings.model_load_timeout_seconds)
+            console.print("Scoring every customer ...")
+            stored = await store(conn, await score_everyone(conn, scorer, datetime.now(UTC)))
+            console.print(f"stored the scores of {stored:,} customers")
+    finally:
+        await conn.close()
+    return url
+
+
+def demo(
+    customers: Annotated[
+        int, typer.Option(min=100, help="Synthetic customers to seed into an empty database.")
+    ] = 20_000,
+    port: Annotated[int | None, typer.Option(help="Port [env CDM_PORT].")] = None,
+) -> None:
+    """Seed, train, score and serve: the whole of CDM on this machine, in one command."""
+    from cdm.cli.main import serve
+
+    settings = settings_from_env()
+    run(_prepare, settings, customers)
+    data_dir = settings.data_dir
+    console.print(
+        "\n[bold]MLflow UI[/] (runs, metrics, plots, registered models), from its own "
+        "environment (see README):",
+    )
+    command = (
+        f"pipx run --spec mlflow mlflow ui --backend-store-uri sqlite:///{data_dir / 'mlflow.db'}"
+    )
+    console.print("  " + command, soft_wrap=True, markup=False, highlight=False)
+    console.print("\n[bold]Try these in GraphiQL[/] (the URL follows):")
+    console.print(EXAMPLES, soft_wrap=True, markup=False, highlight=False)
+    serve(host=None, port=port, workers=None)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the `cdm` app."""
+    app.command("demo", cls=OneLineErrors)(demo)
