@@ -32,6 +32,9 @@ class ScoreLoaders:
         loop = asyncio.get_running_loop()
         self.features: DataLoader[int, FeatureFrame] = BatchLoader(self._features, loop=loop)
         self.churn: DataLoader[int, ChurnRisk | None] = BatchLoader(self._churn, loop=loop)
+        self.churn_explained: DataLoader[int, ChurnRisk | None] = BatchLoader(
+            self._churn_explained, loop=loop
+        )
         self.next_purchase: DataLoader[int, NextPurchase | None] = BatchLoader(
             self._next_purchase, loop=loop
         )
@@ -60,6 +63,11 @@ class ScoreLoaders:
     async def _churn(self, ids: Sequence[int]) -> list[ChurnRisk | None]:
         self.scorer.model("churn")  # fail fast (typed error) before computing features
         found = await self.scorer.churn(await self._frame(ids))
+        return [found.get(i) for i in ids]
+
+    async def _churn_explained(self, ids: Sequence[int]) -> list[ChurnRisk | None]:
+        self.scorer.model("churn")
+        found = await self.scorer.churn(await self._frame(ids), explain=True)
         return [found.get(i) for i in ids]
 
     async def _next_purchase(self, ids: Sequence[int]) -> list[NextPurchase | None]:

@@ -67,14 +67,48 @@ class Factor:
 
 
 @dataclass(frozen=True, slots=True)
+class FeatureVector:
+    """The model inputs a score was computed from, in the model's order (None: undefined)."""
+
+    names: tuple[str, ...]
+    values: tuple[float | None, ...]
+
+    def as_dict(self) -> dict[str, float | None]:
+        return dict(zip(self.names, self.values, strict=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """Per-feature contributions to a raw (log-odds) score: base + sum = raw score."""
+
+    base_value: float
+    contributions: tuple[float, ...]  # in the feature vector's order
+    descriptions: tuple[str, ...]
+
+    def factors(self, inputs: FeatureVector, first: int) -> list[Factor]:
+        """The ``first`` strongest contributions, by absolute value."""
+        order = sorted(range(len(self.contributions)), key=lambda j: -abs(self.contributions[j]))[
+            : max(first, 0)
+        ]
+        return [
+            Factor(
+                feature=inputs.names[j],
+                description=self.descriptions[j],
+                value=inputs.values[j],
+                contribution=self.contributions[j],
+            )
+            for j in order
+        ]
+
+
+@dataclass(frozen=True, slots=True)
 class ChurnRisk:
     probability: float
     band: RiskBand
     percentile: float | None  # share of the customer base (0-100) with a lower risk
-    factors: tuple[Factor, ...]  # every feature's contribution, strongest first
-    base_value: float  # the model's raw score before any feature: base + contributions = raw
     provenance: Provenance
-    features: dict[str, float | None]
+    inputs: FeatureVector
+    explanation: Explanation | None  # computed only when asked for (it costs more)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +119,7 @@ class NextPurchase:
     expected_days: float  # to the next purchase, capped at the horizon
     horizon_days: float
     provenance: Provenance
-    features: dict[str, float | None]
+    inputs: FeatureVector
 
     @property
     def expected_at(self) -> datetime:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from api.schema.commerce import ProductType
-from api.schema.common import GraphQLInfo
+from api.schema.common import GraphQLInfo, selects
 from domain import predictions
 from domain.errors import UserError
 from domain.ids import parse_id
@@ -67,32 +67,36 @@ class ChurnRiskType:
     percentile: float | None = strawberry.field(
         description="Share of customers (0-100) with a lower risk, from the model's evaluation."
     )
-    base_value: float = strawberry.field(
-        description="The model's raw score before any feature (log-odds): base value plus every "
-        "factor's contribution is the raw score, whose logistic is the probability."
-    )
     provenance: ProvenanceType
-    values: strawberry.Private[dict[str, float | None]]
-    all_factors: strawberry.Private[tuple[predictions.Factor, ...]]
+    risk: strawberry.Private[predictions.ChurnRisk]
 
     @strawberry.field(description="The strongest factors behind the score, strongest first.")
     def factors(self, first: int = 3) -> list[FactorType]:
+        explanation = self.risk.explanation
+        if explanation is None:
+            return []
         return [
             FactorType(feature=f.feature, description=f.description, value=f.value,
                        contribution=f.contribution)
-            for f in self.all_factors[: max(first, 0)]
+            for f in explanation.factors(self.risk.inputs, first)
         ]  # fmt: skip
+
+    @strawberry.field(
+        description="The model's raw score before any feature (log-odds): base value plus every "
+        "factor's contribution is the raw score, whose logistic is the probability."
+    )
+    def base_value(self) -> float | None:
+        return self.risk.explanation.base_value if self.risk.explanation else None
 
     @strawberry.field(description="Every feature value the score was computed from (to replay it).")
     def features(self) -> list[FeatureValueType]:
-        return _features(self.values)
+        return _features(self.risk.inputs.as_dict())
 
     @classmethod
     def from_domain(cls, c: predictions.ChurnRisk) -> ChurnRiskType:
         return cls(
             probability=c.probability, band=c.band, percentile=c.percentile,
-            base_value=c.base_value, provenance=ProvenanceType.from_domain(c.provenance),
-            values=c.features, all_factors=c.factors,
+            provenance=ProvenanceType.from_domain(c.provenance), risk=c,
         )  # fmt: skip
 
 
@@ -119,7 +123,7 @@ class NextPurchaseType:
             probability_30d=n.probability_30d, percentile=n.percentile,
             expected_purchases=n.expected_purchases, expected_days=n.expected_days,
             expected_at=n.expected_at, horizon_days=n.horizon_days,
-            provenance=ProvenanceType.from_domain(n.provenance), values=n.features,
+            provenance=ProvenanceType.from_domain(n.provenance), values=n.inputs.as_dict(),
         )  # fmt: skip
 
 
@@ -166,7 +170,9 @@ def _scores(info: GraphQLInfo, as_of: datetime | None):  # noqa: ANN202 (ScoreLo
 async def churn_risk(
     root: CustomerType, info: GraphQLInfo, as_of: AsOf = None
 ) -> ChurnRiskType | None:
-    found = await _scores(info, as_of).churn.load(root.pk)
+    loaders = _scores(info, as_of)
+    explain = selects(info, ("factors",), ("baseValue",))
+    found = await (loaders.churn_explained if explain else loaders.churn).load(root.pk)
     return ChurnRiskType.from_domain(found) if found else None
 
 

@@ -11,7 +11,6 @@ so the event loop keeps serving other requests while a large batch is scored.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +20,8 @@ import numpy as np
 
 from domain.predictions import (
     ChurnRisk,
-    Factor,
+    Explanation,
+    FeatureVector,
     ModelUnavailable,
     NextPurchase,
     Provenance,
@@ -79,33 +79,37 @@ class Scorer:
         """The customers' features as of ``as_of`` (one statement)."""
         return await compute_features(conn, as_of, customer_ids)
 
-    async def churn(self, frame: FeatureFrame) -> dict[int, ChurnRisk]:
-        """Churn risk per customer of ``frame``, with its top factors."""
+    async def churn(self, frame: FeatureFrame, *, explain: bool = False) -> dict[int, ChurnRisk]:
+        """Churn risk per customer of ``frame``; with ``explain``, every feature's contribution
+        (LightGBM's exact TreeSHAP: costlier, so only when asked for)."""
         model = self.model("churn")
-        booster = model.heads["churn"]
         if not len(frame):
             return {}
 
-        def predict() -> tuple[np.ndarray, np.ndarray]:
+        def predict() -> tuple[np.ndarray, np.ndarray | None]:
             x = frame.matrix
-            return churn_probabilities(model, x), booster.predict(x, pred_contrib=True)
+            contributions = model.heads["churn"].predict(x, pred_contrib=True) if explain else None
+            return churn_probabilities(model, x), contributions
 
         probabilities, raw = await asyncio.to_thread(predict)
-        contributions = raw[:, :-1]
         provenance = _provenance(model, frame.as_of)
         percentiles = model.percentiles("churn")
+        descriptions = tuple(FEATURE_DESCRIPTIONS[f] for f in FEATURES)
         result = {}
-        for i, customer_id in enumerate(frame.customer_ids.tolist()):
-            p = float(probabilities[i])
-            values = frame.matrix[i]
+        for i, (customer_id, p) in enumerate(
+            zip(frame.customer_ids.tolist(), probabilities.tolist(), strict=True)
+        ):
+            explanation = None
+            if raw is not None:
+                row = raw[i].tolist()
+                explanation = Explanation(row[-1], tuple(row[:-1]), descriptions)
             result[customer_id] = ChurnRisk(
                 probability=p,
                 band=self.bands.band(p),
                 percentile=percentile_of(p, percentiles),
-                factors=_factors(values, contributions[i]),
-                base_value=float(raw[i, -1]),
                 provenance=provenance,
-                features=_named(values),
+                inputs=_inputs(frame.matrix[i]),
+                explanation=explanation,
             )
         return result
 
@@ -120,16 +124,19 @@ class Scorer:
         percentiles = model.percentiles("p30")
         return {
             customer_id: NextPurchase(
-                probability_30d=float(p30[i]),
-                percentile=percentile_of(float(p30[i]), percentiles),
-                expected_purchases=float(count[i]),
-                expected_days=float(days[i]),
+                probability_30d=p,
+                percentile=percentile_of(p, percentiles),
+                expected_purchases=n,
+                expected_days=d,
                 horizon_days=HORIZON_DAYS,
                 provenance=provenance,
-                features=_named(frame.matrix[i]),
+                inputs=_inputs(frame.matrix[i]),
             )
-            for i, customer_id in enumerate(frame.customer_ids.tolist())
-        }
+            for i, (customer_id, p, n, d) in enumerate(
+                zip(frame.customer_ids.tolist(), p30.tolist(), count.tolist(), days.tolist(),
+                    strict=True)
+            )
+        }  # fmt: skip
 
     async def recommendations(
         self, conn: asyncpg.Connection, customer_ids: Sequence[int], as_of: datetime
@@ -181,24 +188,8 @@ def _provenance(model: ServedModel, as_of: datetime) -> Provenance:
     return Provenance(model=model.name, version=model.version, run_id=model.run_id, as_of=as_of)
 
 
-def _factors(values: np.ndarray, contributions: np.ndarray) -> tuple[Factor, ...]:
-    """Every feature's contribution, strongest (by absolute value) first."""
-    return tuple(
-        Factor(
-            feature=FEATURES[j],
-            description=FEATURE_DESCRIPTIONS[FEATURES[j]],
-            value=None if math.isnan(values[j]) else float(values[j]),
-            contribution=float(contributions[j]),
-        )
-        for j in np.argsort(-np.abs(contributions), kind="stable")
-    )
-
-
-def _named(values: np.ndarray) -> dict[str, float | None]:
-    return {
-        name: (None if math.isnan(v) else float(v))
-        for name, v in zip(FEATURES, values.tolist(), strict=True)
-    }
+def _inputs(values: np.ndarray) -> FeatureVector:
+    return FeatureVector(FEATURES, tuple(None if v != v else v for v in values.tolist()))
 
 
 def _ranked(
@@ -216,63 +207,61 @@ def _ranked(
         return {int(c): Recommendations((), provenance) for c in history.customer_ids}
     order = rank_order(candidates, scores)
     customers = candidates.customer_ids[order]
-    products = candidates.product_ids[order]
-    ranked_scores = scores[order]
-    cooc = candidates.column("cooc_score")[order]
-    share = candidates.column("category_share")[order]
-    bounds = np.searchsorted(customers, history.customer_ids)
+    starts = np.searchsorted(customers, history.customer_ids)
     ends = np.searchsorted(customers, history.customer_ids, side="right")
-    for row, (start, end) in enumerate(zip(bounds, ends, strict=True)):
-        stop = min(end, start + RECOMMENDATIONS_KEPT)
-        bought = history.orders[row].indices  # catalogue positions the customer bought
-        items = []
-        for k in range(start, stop):
-            position = int(catalogue.positions(products[k : k + 1])[0])
-            category = catalogue.category_names[catalogue.categories[position]]
-            reason, explanation, because = _reason(
-                catalogue, basket, bought, position, cooc[k], share[k], category
+    # Keep each customer's best RECOMMENDATIONS_KEPT rows, then work on those arrays only.
+    offset = np.arange(len(order)) - np.repeat(starts, ends - starts)
+    kept = order[offset < RECOMMENDATIONS_KEPT]
+    customers = candidates.customer_ids[kept]
+    positions = catalogue.positions(candidates.product_ids[kept])
+    cooc = candidates.column("cooc_score")[kept]
+    share = candidates.column("category_share")[kept]
+    rows = np.searchsorted(history.customer_ids, customers)
+    # The bought product each candidate is most often bought with (co-purchase share).
+    partner = np.full(len(kept), -1)
+    strength = np.zeros(len(kept))
+    for row in np.unique(rows[cooc > 0]):
+        bought = history.orders[row].indices
+        if not len(bought):
+            continue
+        mine = np.flatnonzero(rows == row)
+        block = basket.conditional[np.ix_(bought, positions[mine])]
+        best = block.argmax(axis=0)
+        partner[mine] = bought[best]
+        strength[mine] = block[best, np.arange(len(mine))]
+    together = (cooc > 0) & (strength >= 0.05)
+    favourite = ~together & (share >= 0.25)
+    category_names = [catalogue.category_names[c] for c in catalogue.categories[positions]]
+    items: dict[int, list[Recommendation]] = {}
+    for k, customer in enumerate(customers.tolist()):
+        category = category_names[k]
+        if together[k]:
+            reason = RecommendationReason.BOUGHT_TOGETHER
+            explanation = f"often bought with {catalogue.names[partner[k]]}"
+            because: int | None = int(catalogue.product_ids[partner[k]])
+        elif favourite[k]:
+            reason = RecommendationReason.FAVOURITE_CATEGORY
+            explanation = f"from {category}, one of this customer's favourite categories"
+            because = None
+        else:
+            reason = RecommendationReason.POPULAR
+            explanation = "popular with customers right now"
+            because = None
+        items.setdefault(customer, []).append(
+            Recommendation(
+                product_id=int(catalogue.product_ids[positions[k]]),
+                category=category,
+                score=float(scores[kept[k]]),
+                reason=reason,
+                explanation=explanation,
+                because_of=because,
             )
-            items.append(
-                Recommendation(
-                    product_id=int(products[k]),
-                    category=category,
-                    score=float(ranked_scores[k]),
-                    reason=reason,
-                    explanation=explanation,
-                    because_of=because,
-                )
-            )
-        result[int(history.customer_ids[row])] = Recommendations(tuple(items), provenance)
+        )
+    for customer in history.customer_ids.tolist():
+        result[customer] = Recommendations(tuple(items.get(customer, ())), provenance)
     return result
 
 
 def rank_order(candidates: Candidates, scores: np.ndarray) -> np.ndarray:
     """Candidate rows grouped by customer, best score first within each."""
     return np.lexsort((-scores, candidates.customer_ids))
-
-
-def _reason(
-    catalogue: Catalogue,
-    basket: MarketBasket,
-    bought: np.ndarray,
-    position: int,
-    cooc: float,
-    share: float,
-    category: str,
-) -> tuple[RecommendationReason, str, int | None]:
-    if cooc > 0 and len(bought):
-        partner = int(bought[np.argmax(basket.conditional[bought, position])])
-        if basket.conditional[partner, position] >= 0.05:
-            name = catalogue.names[partner]
-            return (
-                RecommendationReason.BOUGHT_TOGETHER,
-                f"often bought with {name}",
-                int(catalogue.product_ids[partner]),
-            )
-    if share >= 0.25:
-        return (
-            RecommendationReason.FAVOURITE_CATEGORY,
-            f"from {category}, one of this customer's favourite categories",
-            None,
-        )
-    return RecommendationReason.POPULAR, "popular with customers right now", None
