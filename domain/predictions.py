@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from domain.commerce import Product
 from domain.errors import UserError
 
 
@@ -135,12 +136,11 @@ class RecommendationReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Recommendation:
-    product_id: int
-    category: str
+    product: Product
     score: float
     reason: RecommendationReason
     explanation: str
-    because_of: int | None  # the product it is often bought with, for BOUGHT_TOGETHER
+    because_of: Product | None  # the product it is often bought with, for BOUGHT_TOGETHER
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +150,7 @@ class Recommendations:
 
     def top(self, first: int, category: str | None = None) -> list[Recommendation]:
         """The best ``first``, optionally of one category only."""
-        return [r for r in self.items if category is None or r.category == category][:first]
+        return [r for r in self.items if category is None or r.product.category == category][:first]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,6 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import numpy as np
@@ -58,18 +57,21 @@ _RECENT_DAYS = 90.0
 _CHUNK = 4096
 
 
-def candidate_definition_hash() -> str:
-    """SHA-256 of what defines the candidates: the statements and this module's code.
+# Bump whenever the arithmetic below changes what a candidate or one of its features means
+# (a test pins the candidates of a fixed history, so such a change cannot pass unnoticed).
+CANDIDATE_DEFINITION_VERSION = 1
 
-    A ranker is only served candidates built by the definition it was trained on. The whole
-    module is hashed (its arithmetic is the definition), so even a harmless edit here makes
-    the next ranker incomparable with the champion: safe, at worst conservative.
-    """
+
+def candidate_definition_hash() -> str:
+    """SHA-256 of what defines the candidates: the statements, the feature names and
+    :data:`CANDIDATE_DEFINITION_VERSION`. A ranker is only served candidates built by the
+    definition it was trained on."""
     digest = hashlib.sha256()
     for name in ("product_history", "product_catalogue"):
         digest.update(query(name).encode())
         digest.update(b"\0")
-    digest.update(Path(__file__).read_bytes())
+    digest.update("\n".join(CANDIDATE_FEATURES).encode())
+    digest.update(f"\0v{CANDIDATE_DEFINITION_VERSION}".encode())
     return digest.hexdigest()
 
 
@@ -265,9 +267,12 @@ def _chunk_candidates(
 
     selected = np.zeros((users, size), dtype=bool)
     ranks = []
+    positions = np.broadcast_to(np.arange(1.0, size + 1.0), (users, size))
     for score in (cooc, affinity, popularity):
         masked = np.where(bought, -np.inf, score)
-        rank = np.argsort(np.argsort(-masked, axis=1, kind="stable"), axis=1) + 1.0
+        order = np.argsort(-masked, axis=1, kind="stable")
+        rank = np.empty((users, size))
+        np.put_along_axis(rank, order, positions, axis=1)  # the inverse permutation, 1-based
         selected |= (rank <= per_source) & ~bought & (masked > 0)
         ranks.append(rank)
     selected &= ~bought

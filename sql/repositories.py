@@ -16,6 +16,7 @@ from domain.predictions import StoredScores, StoredScoresSummary
 from domain.survivorship import FieldSource
 from sql.customer_list import customer_count_statement, customer_page_statement
 from sql.executor import Database
+from sql.queries import query
 
 
 def _customer(r: asyncpg.Record) -> Customer:
@@ -38,6 +39,11 @@ def _interaction(r: asyncpg.Record) -> Interaction:
 
 def _product(r: asyncpg.Record) -> Product:
     return Product(*r)
+
+
+async def all_products(conn: asyncpg.Connection) -> dict[int, Product]:
+    """Every product by id."""
+    return {r["id"]: _product(r) for r in await conn.fetch(query("all_products"))}
 
 
 def _window_args(window: TimeWindow) -> tuple[object, ...]:

@@ -17,6 +17,7 @@ import pytest
 
 from api.app import create_app
 from cdm.settings import Settings
+from ml.registry import default_tracking_uri
 from sql import migrate
 from sql.database import connect, create_pool
 from sql.embedded import replace_database, start_embedded_server
@@ -77,6 +78,8 @@ def settings(embedded_dir: Path) -> Settings:
         expose_statement_count=True,
         max_page_size=100,
         model_refresh_seconds=0,
+        # Pinned: MLflow exports the tracking URI of whichever store a test opened last.
+        mlflow_tracking_uri=default_tracking_uri(embedded_dir),
     )
 
 

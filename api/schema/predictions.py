@@ -129,24 +129,24 @@ class NextPurchaseType:
 
 @strawberry.type(name="Recommendation", description="A product the customer is likely to buy next.")
 class RecommendationType:
+    product: ProductType
     score: float = strawberry.field(description="The ranker's score (higher is better).")
     reason: ReasonEnum  # type: ignore[valid-type]
     explanation: str = strawberry.field(description='E.g. "often bought with Kettle".')
+    because_of: ProductType | None = strawberry.field(
+        description="The product it is often bought with (bought_together only)."
+    )
     provenance: ProvenanceType
-    product_id: strawberry.Private[int]
-    because_of_id: strawberry.Private[int | None]
 
-    @strawberry.field
-    async def product(self, info: GraphQLInfo) -> ProductType | None:
-        found = await info.context.loaders.product_by_id.load(self.product_id)
-        return ProductType.from_domain(found) if found else None
-
-    @strawberry.field(description="The product it is often bought with (bought_together only).")
-    async def because_of(self, info: GraphQLInfo) -> ProductType | None:
-        if self.because_of_id is None:
-            return None
-        found = await info.context.loaders.product_by_id.load(self.because_of_id)
-        return ProductType.from_domain(found) if found else None
+    @classmethod
+    def from_domain(
+        cls, r: predictions.Recommendation, provenance: ProvenanceType
+    ) -> RecommendationType:
+        return cls(
+            product=ProductType.from_domain(r.product), score=r.score, reason=r.reason,
+            explanation=r.explanation, provenance=provenance,
+            because_of=ProductType.from_domain(r.because_of) if r.because_of else None,
+        )  # fmt: skip
 
 
 AsOf = Annotated[
@@ -196,13 +196,7 @@ async def recommendations(
     if found is None:
         return []
     provenance = ProvenanceType.from_domain(found.provenance)
-    return [
-        RecommendationType(
-            score=r.score, reason=r.reason, explanation=r.explanation, provenance=provenance,
-            product_id=r.product_id, because_of_id=r.because_of,
-        )
-        for r in found.top(first, category)
-    ]  # fmt: skip
+    return [RecommendationType.from_domain(r, provenance) for r in found.top(first, category)]
 
 
 @strawberry.type(name="StoredScores", description="Scores materialised by `cdm score --all`.")

@@ -26,6 +26,7 @@ from domain.predictions import ModelUnavailable
 from ml.features import compute_features
 from ml.recommendations import build_candidates, customer_history, history_rows
 from ml.serving.scoring import (
+    SERVING_PER_SOURCE,
     Scorer,
     churn_probabilities,
     next_purchase_arrays,
@@ -107,7 +108,9 @@ async def score_everyone(
                 for start in range(0, len(history.customer_ids), _CHUNK):
                     rows = np.arange(start, min(start + _CHUNK, len(history.customer_ids)))
                     part = history_rows(history, rows)
-                    candidates = build_candidates(market.catalogue, market.basket, part)
+                    candidates = build_candidates(
+                        market.catalogue, market.basket, part, per_source=SERVING_PER_SOURCE
+                    )
                     if not len(candidates):
                         lists.extend(np.empty(0, np.int64) for _ in rows)
                         continue

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import asyncpg
 import numpy as np
 
+from domain.commerce import Product
 from domain.predictions import (
     ChurnRisk,
     Explanation,
@@ -43,9 +44,14 @@ from ml.recommendations import (
     market_basket,
 )
 from ml.serving.models import ModelStore, ServedModel
+from sql.repositories import all_products
 
 HORIZON_DAYS = 90.0  # the horizon the next-purchase counts and waits are trained on
 RECOMMENDATIONS_KEPT = 20
+# Candidates per source when serving. Training proposes 20 per source (more negatives to
+# learn from); a candidate's features do not depend on how many are proposed, so serving
+# the top 10 of each source scores the likeliest products identically, for half the work.
+SERVING_PER_SOURCE = 10
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class MarketView:
     catalogue: Catalogue
     basket: MarketBasket
     day: datetime
+    products: dict[int, Product]  # full rows, so recommendations need no product lookups
 
 
 class Scorer:
@@ -147,7 +154,9 @@ class Scorer:
         history = await customer_history(conn, shared.catalogue, as_of, customer_ids)
 
         def rank() -> dict[int, Recommendations]:
-            candidates = build_candidates(shared.catalogue, shared.basket, history)
+            candidates = build_candidates(
+                shared.catalogue, shared.basket, history, per_source=SERVING_PER_SOURCE
+            )
             scores = model.heads["ranker"].predict(candidates.matrix) if len(candidates) else []
             return _ranked(shared, history, candidates, np.asarray(scores), model, as_of)
 
@@ -164,7 +173,8 @@ class Scorer:
             if self._basket is None or self._basket.day != day:
                 catalogue = await load_catalogue(conn)
                 basket = await market_basket(conn, catalogue, day)
-                self._basket = MarketView(catalogue, basket, day)
+                products = await all_products(conn)
+                self._basket = MarketView(catalogue, basket, day, products)
             return self._basket
 
 
@@ -232,13 +242,18 @@ def _ranked(
     together = (cooc > 0) & (strength >= 0.05)
     favourite = ~together & (share >= 0.25)
     category_names = [catalogue.category_names[c] for c in catalogue.categories[positions]]
+    product_ids = catalogue.product_ids[positions].tolist()
+    products = shared.products
     items: dict[int, list[Recommendation]] = {}
     for k, customer in enumerate(customers.tolist()):
         category = category_names[k]
+        product = products.get(product_ids[k])
+        if product is None:  # removed since the day's catalogue was read
+            continue
         if together[k]:
             reason = RecommendationReason.BOUGHT_TOGETHER
             explanation = f"often bought with {catalogue.names[partner[k]]}"
-            because: int | None = int(catalogue.product_ids[partner[k]])
+            because = products.get(int(catalogue.product_ids[partner[k]]))
         elif favourite[k]:
             reason = RecommendationReason.FAVOURITE_CATEGORY
             explanation = f"from {category}, one of this customer's favourite categories"
@@ -249,8 +264,7 @@ def _ranked(
             because = None
         items.setdefault(customer, []).append(
             Recommendation(
-                product_id=int(catalogue.product_ids[positions[k]]),
-                category=category,
+                product=product,
                 score=float(scores[kept[k]]),
                 reason=reason,
                 explanation=explanation,

@@ -3,6 +3,11 @@ SELECT id, sku, name, category, price, currency, created_at
   FROM products
  WHERE id = ANY ($1::bigint[]);
 
+-- name: all_products
+-- The whole catalogue (the recommender keeps it, refreshed daily, to answer without lookups).
+SELECT id, sku, name, category, price, currency, created_at
+  FROM products;
+
 -- name: product_by_sku
 SELECT id, sku, name, category, price, currency, created_at
   FROM products

@@ -18,6 +18,16 @@ from sql.database import connect
 from tests.factories import T0, add_customer, add_product, add_purchase, days
 
 HORIZON = timedelta(days=90)
+# The features of one candidate of a fixed history (see the upsell candidates test).
+PINNED_P2 = {
+    "cooc_score": 4 / 7, "cooc_recent_score": 4 / 7, "cooc_last_order_score": 4 / 7,
+    "share_of_category": 4 / 17, "category_share": 1.0, "affinity_score": 4 / 17,
+    "cooc_lift": 1.0, "category_orders": 1.0, "days_since_category_purchase": 3.0,
+    "popularity_90d": 4 / 7, "popularity_365d": 4 / 7, "popularity_trend": 365 / 90,
+    "price": 10.0, "price_vs_usual": 1.0, "customer_products": 1.0,
+    "customer_purchases": 1.0, "days_since_last_purchase": 3.0, "rank_cooc": 2.0,
+    "rank_category": 2.0, "rank_popularity": 2.0,
+}  # fmt: skip
 
 
 def test_churn_beats_rfm_recency_and_bg_nbd(trained):
@@ -133,6 +143,10 @@ async def test_upsell_candidates_are_new_products_labelled_by_what_was_bought(db
     cooc = snapshot.candidates.column("cooc_score")[mine]
     assert cooc[products.index(p2)] == pytest.approx(4 / 7)  # 4 of p1's 7 buyers took p2
     assert snapshot.candidates.matrix.shape[1] == len(CANDIDATE_FEATURES)
+    # Pinned: if this changes, the candidates mean something new; bump
+    # ml.recommendations.CANDIDATE_DEFINITION_VERSION so old rankers are not served them.
+    row = snapshot.candidates.matrix[mine][products.index(p2)]
+    assert dict(zip(CANDIDATE_FEATURES, row.tolist(), strict=True)) == pytest.approx(PINNED_P2)
 
 
 async def test_too_little_history_is_a_clear_error(seeded_url, plan):
