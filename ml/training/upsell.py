@@ -44,7 +44,7 @@ PARAMS: dict[str, object] = {
     "metric": "ndcg",
     "eval_at": [TOP],
     "lambdarank_truncation_level": 4 * TOP,
-    "learning_rate": 0.03,
+    "learning_rate": 0.06,
     "min_data_in_leaf": 50,
 }
 
