@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 
 import numpy as np
 from aiodataloader import DataLoader
@@ -31,9 +32,11 @@ class ScoreLoaders:
         self.as_of = as_of
         loop = asyncio.get_running_loop()
         self.features: DataLoader[int, FeatureFrame] = BatchLoader(self._features, loop=loop)
-        self.churn: DataLoader[int, ChurnRisk | None] = BatchLoader(self._churn, loop=loop)
+        self.churn: DataLoader[int, ChurnRisk | None] = BatchLoader(
+            partial(self._churn, explain=False), loop=loop
+        )
         self.churn_explained: DataLoader[int, ChurnRisk | None] = BatchLoader(
-            self._churn_explained, loop=loop
+            partial(self._churn, explain=True), loop=loop
         )
         self.next_purchase: DataLoader[int, NextPurchase | None] = BatchLoader(
             self._next_purchase, loop=loop
@@ -60,14 +63,9 @@ class ScoreLoaders:
         order = np.argsort(ids_all, kind="stable")
         return FeatureFrame(as_of=self.as_of, customer_ids=ids_all[order], matrix=matrix[order])
 
-    async def _churn(self, ids: Sequence[int]) -> list[ChurnRisk | None]:
+    async def _churn(self, ids: Sequence[int], *, explain: bool) -> list[ChurnRisk | None]:
         self.scorer.model("churn")  # fail fast (typed error) before computing features
-        found = await self.scorer.churn(await self._frame(ids))
-        return [found.get(i) for i in ids]
-
-    async def _churn_explained(self, ids: Sequence[int]) -> list[ChurnRisk | None]:
-        self.scorer.model("churn")
-        found = await self.scorer.churn(await self._frame(ids), explain=True)
+        found = await self.scorer.churn(await self._frame(ids), explain=explain)
         return [found.get(i) for i in ids]
 
     async def _next_purchase(self, ids: Sequence[int]) -> list[NextPurchase | None]:

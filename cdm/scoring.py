@@ -8,13 +8,16 @@ from ml.serving.models import ModelStore
 from ml.serving.scoring import Scorer
 
 
+def registry_for(settings: Settings, *, fail_fast: bool = False) -> ModelRegistry:
+    """The MLflow registry the settings name (the local store in the data dir by default)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return ModelRegistry(
+        settings.tracking_uri, settings.data_dir / "mlartifacts", fail_fast=fail_fast
+    )
+
+
 def build_scorer(settings: Settings) -> Scorer:
     """A scorer over the registry's champions, cached in ``<data dir>/models``; call
     ``scorer.store.refresh()`` to load them."""
-
-    def registry() -> ModelRegistry:
-        return ModelRegistry(
-            settings.tracking_uri, settings.data_dir / "mlartifacts", fail_fast=True
-        )
-
-    return Scorer(ModelStore(registry, settings.data_dir / "models"), settings.risk_bands)
+    store = ModelStore(lambda: registry_for(settings, fail_fast=True), settings.data_dir / "models")
+    return Scorer(store, settings.risk_bands)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -40,21 +41,30 @@ def server_url(embedded_dir: Path) -> str:
     return os.environ.get("CDM_TEST_DATABASE_URL") or start_embedded_server(embedded_dir)
 
 
-@pytest.fixture(scope="session")
-async def database_url(server_url: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for this test run, dropped at the end."""
-    name = f"cdm_test_{secrets.token_hex(4)}"
+@asynccontextmanager
+async def fresh_database(server_url: str, prefix: str) -> AsyncIterator[str]:
+    """A new, migrated database named `<prefix>_<random>` on the server, dropped on exit."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(server_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     url = replace_database(server_url, name)
-    conn = await connect(url)
-    await migrate.migrate(conn)
-    await conn.close()
     try:
+        conn = await connect(url)
+        try:
+            await migrate.migrate(conn)
+        finally:
+            await conn.close()
         yield url
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test run, dropped at the end."""
+    async with fresh_database(server_url, "cdm_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

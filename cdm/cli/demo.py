@@ -39,8 +39,8 @@ EXAMPLES = """\
 
 
 async def _prepare(settings: Settings, customers: int) -> str:
+    from cdm.scoring import build_scorer, registry_for
     from ingestion.seed import default_now, seed_database
-    from ml.registry import ModelRegistry
     from ml.serving.batch import score_everyone, store
     from ml.training import pipeline
     from ml.training.plan import TrainingPlan
@@ -57,7 +57,7 @@ async def _prepare(settings: Settings, customers: int) -> str:
             await seed_database(conn, customers=customers, seed=42, now=default_now())
             console.print(f"seeded in {time.perf_counter() - started:.0f} s")
 
-        registry = ModelRegistry(settings.tracking_uri, settings.data_dir / "mlartifacts")
+        registry = registry_for(settings)
         missing = [t for t in pipeline.TASKS if registry.alias_version(t) is None]
         if missing:
             _, latest = await conn.fetchrow(query("purchase_history_span"))
@@ -74,8 +74,6 @@ async def _prepare(settings: Settings, customers: int) -> str:
             console.print("Champion models exist in MLflow: reusing them.")
 
         if not (await conn.fetchrow(query("stored_scores_summary")))["customers"]:
-            from cdm.scoring import build_scorer
-
             scorer = build_scorer(settings)
             await scorer.store.refresh(settings.model_load_timeout_seconds)
             console.print("Scoring every customer ...")

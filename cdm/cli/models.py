@@ -60,10 +60,9 @@ def _duration(text: str) -> timedelta:
 
 
 def _registry(settings: Settings):  # noqa: ANN202 (ml.registry.ModelRegistry, imported late)
-    from ml.registry import ModelRegistry
+    from cdm.scoring import registry_for  # late: it brings in the model libraries
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return ModelRegistry(settings.tracking_uri, settings.data_dir / "mlartifacts")
+    return registry_for(settings)
 
 
 def train(

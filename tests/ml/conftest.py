@@ -3,14 +3,12 @@ and the three tasks trained on it once per run."""
 
 from __future__ import annotations
 
-import secrets
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 
@@ -21,9 +19,8 @@ from ml.registry import ModelRegistry, default_tracking_uri
 from ml.training import pipeline
 from ml.training.outcome import TrainedTask
 from ml.training.plan import TrainingPlan
-from sql import migrate
 from sql.database import connect
-from sql.embedded import replace_database
+from tests.conftest import fresh_database
 
 SEED_NOW = datetime(2025, 6, 1, tzinfo=UTC)
 SEEDED_CUSTOMERS = 5000
@@ -31,21 +28,13 @@ SEEDED_CUSTOMERS = 5000
 
 @pytest.fixture(scope="session")
 async def seeded_url(server_url: str) -> AsyncIterator[str]:
-    name = f"cdm_ml_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = replace_database(server_url, name)
-    conn = await connect(url)
-    try:
-        await migrate.migrate(conn)
-        await seed_database(conn, customers=SEEDED_CUSTOMERS, seed=7, now=SEED_NOW)
-    finally:
-        await conn.close()
-    try:
+    async with fresh_database(server_url, "cdm_ml") as url:
+        conn = await connect(url)
+        try:
+            await seed_database(conn, customers=SEEDED_CUSTOMERS, seed=7, now=SEED_NOW)
+        finally:
+            await conn.close()
         yield url
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +60,18 @@ def champions_dir(tmp_path_factory: pytest.TempPathFactory, trained, plan) -> Pa
     for task in pipeline.TASKS:
         registry.record(trained[task], plan.describe())
     return directory
+
+
+def cli_env(url: str, data_dir: Path) -> dict[str, str]:
+    """Environment for `cdm` processes on ``url`` with their store in ``data_dir``.
+
+    MLflow exports the tracking URI of the last registry this test process opened; the
+    command must fall back to its own data directory instead.
+    """
+    return {
+        "CDM_DATABASE_URL": url, "CDM_DATA_DIR": str(data_dir), "COLUMNS": "160",
+        "MLFLOW_TRACKING_URI": "",
+    }  # fmt: skip
 
 
 def serving_settings(data_dir: Path, **overrides: object) -> Settings:

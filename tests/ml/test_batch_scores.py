@@ -8,14 +8,9 @@ import pytest
 from sql.database import connect
 from tests.cli.test_cli import assert_one_line_error, cdm
 from tests.http_client import data, error_codes, gql
-from tests.ml.conftest import SEED_NOW, copy_store, serving, serving_settings
+from tests.ml.conftest import SEED_NOW, cli_env, copy_store, serving, serving_settings
 
 AT = SEED_NOW.isoformat()
-
-
-def env(url, data_dir):
-    return {"CDM_DATABASE_URL": url, "CDM_DATA_DIR": str(data_dir), "COLUMNS": "160",
-            "MLFLOW_TRACKING_URI": ""}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +19,7 @@ def scored(seeded_url, champions_dir, tmp_path_factory):
     data_dir = copy_store(champions_dir, tmp_path_factory.mktemp("scored") / "data")
     output = data_dir / "scores.parquet"
     result = cdm("score", "--all", "--as-of", AT, "--output", str(output),
-                 env=env(seeded_url, data_dir), timeout=600)  # fmt: skip
+                 env=cli_env(seeded_url, data_dir), timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return data_dir, output, result.stdout
 
@@ -99,7 +94,7 @@ async def test_targeting_lists_filter_and_order_by_stored_churn_risk(seeded_url,
 
 
 def test_score_errors_are_one_line(seeded_url, tmp_path):
-    settings = env(seeded_url, tmp_path)
+    settings = cli_env(seeded_url, tmp_path)
     assert_one_line_error(cdm("score", env=settings), "say --all")
     assert_one_line_error(
         cdm("score", "--all", "--output", "x.xlsx", env=settings), "must end in .csv or .parquet"

@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 from tests.cli.test_cli import assert_one_line_error, cdm
-from tests.ml.conftest import SEED_NOW
-
-
-def env(url, data_dir):
-    # MLflow exports the tracking URI of the last registry this test process opened; the
-    # command must fall back to its own data directory instead.
-    return {
-        "CDM_DATABASE_URL": url, "CDM_DATA_DIR": str(data_dir), "COLUMNS": "160",
-        "MLFLOW_TRACKING_URI": "",
-    }  # fmt: skip
+from tests.ml.conftest import SEED_NOW, cli_env
 
 
 def test_train_prints_the_comparison_and_registers_a_version(seeded_url, tmp_path):
-    settings = env(seeded_url, tmp_path)
+    settings = cli_env(seeded_url, tmp_path)
     empty = cdm("models", "list", env=settings)
     assert empty.returncode == 0, empty.stderr
     assert "No registered models yet" in empty.stdout
@@ -45,7 +36,7 @@ def test_train_prints_the_comparison_and_registers_a_version(seeded_url, tmp_pat
 
 
 def test_training_errors_are_one_line(seeded_url, tmp_path):
-    settings = env(seeded_url, tmp_path)
+    settings = cli_env(seeded_url, tmp_path)
     assert_one_line_error(
         cdm("train", "churn", "--as-of", "2023-01-01", env=settings), "purchase history starts"
     )
