@@ -33,9 +33,15 @@ def _models(request: Request) -> dict[str, dict[str, object]]:
     scorer = getattr(request.app.state, "scorer", None)
     if scorer is None:
         return {}
+    store = scorer.store
     return {
-        task: {"state": s.state, "version": s.version, **({"reason": s.reason} if s.reason else {})}
-        for task, s in scorer.store.status.items()
+        task: {
+            "state": s.state,
+            "version": s.version,
+            "compiled": store.compiled(task),  # predicting through native code yet
+            **({"reason": s.reason} if s.reason else {}),
+        }
+        for task, s in store.status.items()
     }
 
 
@@ -118,6 +124,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
             finally:
                 if refresher is not None:
                     refresher.cancel()
+                scorer.store.close()
         finally:
             await pool.close()
 

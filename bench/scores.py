@@ -132,9 +132,11 @@ async def run(args: argparse.Namespace) -> dict:
         env={**os.environ, **env, "CDM_MODEL_REFRESH_SECONDS": "0"},
     )
     try:
-        for _ in range(120):
+        for _ in range(600):  # ready, and every model compiled (the first start compiles)
             try:
-                if httpx.get(f"http://127.0.0.1:{args.port}/readyz").status_code == 200:
+                ready = httpx.get(f"http://127.0.0.1:{args.port}/readyz")
+                models = ready.json().get("models", {}).values()
+                if ready.status_code == 200 and models and all(m["compiled"] for m in models):
                     break
             except httpx.HTTPError:
                 pass

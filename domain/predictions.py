@@ -145,12 +145,18 @@ class Recommendation:
 
 @dataclass(frozen=True, slots=True)
 class Recommendations:
-    items: tuple[Recommendation, ...]  # best first
+    items: Sequence[Recommendation]  # best first (may be made as they are read)
     provenance: Provenance
 
     def top(self, first: int, category: str | None = None) -> list[Recommendation]:
         """The best ``first``, optionally of one category only."""
-        return [r for r in self.items if category is None or r.product.category == category][:first]
+        chosen: list[Recommendation] = []
+        for item in self.items:
+            if len(chosen) == first:
+                break
+            if category is None or item.product.category == category:
+                chosen.append(item)
+        return chosen
 
 
 @dataclass(frozen=True, slots=True)

@@ -244,8 +244,9 @@ def _chunk_candidates(
     rows: np.ndarray,
     per_source: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    orders = history.orders[rows].toarray()
-    recency = history.recency[rows].toarray()  # 1 + days, 0 = never
+    span = slice(int(rows[0]), int(rows[-1]) + 1)  # rows are consecutive: slice, not gather
+    orders = history.orders[span].toarray()
+    recency = history.recency[span].toarray()  # 1 + days, 0 = never
     bought = orders > 0
     recent = bought & (recency - 1 < _RECENT_DAYS)
     users, size = orders.shape
@@ -265,16 +266,25 @@ def _chunk_candidates(
     affinity = share * basket.within_category
     popularity = np.broadcast_to(basket.popularity_90d, (users, size))
 
+    # Each source's rank of every unbought product (1 = best; ties by catalogue order). Only
+    # unbought products become candidates, so only their ranks are defined.
     selected = np.zeros((users, size), dtype=bool)
     ranks = []
     positions = np.broadcast_to(np.arange(1.0, size + 1.0), (users, size))
-    for score in (cooc, affinity, popularity):
+    for score in (cooc, affinity):
         masked = np.where(bought, -np.inf, score)
         order = np.argsort(-masked, axis=1, kind="stable")
         rank = np.empty((users, size))
         np.put_along_axis(rank, order, positions, axis=1)  # the inverse permutation, 1-based
         selected |= (rank <= per_source) & ~bought & (masked > 0)
         ranks.append(rank)
+    # Popularity is the same for everyone: one global order, and an unbought product's rank
+    # is the number of unbought products up to it in that order (no sort per customer).
+    everyone = np.argsort(-basket.popularity_90d, kind="stable")
+    rank = np.empty((users, size))
+    rank[:, everyone] = np.cumsum(~bought[:, everyone], axis=1)
+    selected |= (rank <= per_source) & ~bought & (popularity > 0)
+    ranks.append(rank)
     selected &= ~bought
     user, item = np.nonzero(selected)
 

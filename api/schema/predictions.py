@@ -111,11 +111,11 @@ class NextPurchaseType:
     expected_at: datetime = strawberry.field(description="Expected date of the next order.")
     horizon_days: float
     provenance: ProvenanceType
-    values: strawberry.Private[dict[str, float | None]]
+    inputs: strawberry.Private[predictions.FeatureVector]
 
     @strawberry.field(description="Every feature value the score was computed from.")
     def features(self) -> list[FeatureValueType]:
-        return _features(self.values)
+        return _features(self.inputs.as_dict())
 
     @classmethod
     def from_domain(cls, n: predictions.NextPurchase) -> NextPurchaseType:
@@ -123,7 +123,7 @@ class NextPurchaseType:
             probability_30d=n.probability_30d, percentile=n.percentile,
             expected_purchases=n.expected_purchases, expected_days=n.expected_days,
             expected_at=n.expected_at, horizon_days=n.horizon_days,
-            provenance=ProvenanceType.from_domain(n.provenance), values=n.inputs.as_dict(),
+            provenance=ProvenanceType.from_domain(n.provenance), inputs=n.inputs,
         )  # fmt: skip
 
 

@@ -76,8 +76,9 @@ async def _prepare(settings: Settings, customers: int) -> str:
         if not (await conn.fetchrow(query("stored_scores_summary")))["customers"]:
             scorer = build_scorer(settings)
             await scorer.store.refresh(settings.model_load_timeout_seconds)
+            await scorer.store.compile()
             console.print("Scoring every customer ...")
-            stored = await store(conn, await score_everyone(conn, scorer, datetime.now(UTC)))
+            stored = await store(conn, await score_everyone(url, scorer, datetime.now(UTC)))
             console.print(f"stored the scores of {stored:,} customers")
     finally:
         await conn.close()

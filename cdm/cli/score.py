@@ -47,17 +47,19 @@ def score(
     async def go():  # noqa: ANN202 (ScoreTable, stored rows, seconds)
         url, _ = await migrated_database(settings)
         await scorer.store.refresh(settings.model_load_timeout_seconds)
+        await scorer.store.compile()  # a million rows: worth waiting for native code
         if not scorer.store.models:
             reasons = "; ".join(f"{t}: {s.reason}" for t, s in scorer.store.status.items())
             raise CliError(f"no model to score with ({reasons})")
         started = time.perf_counter()
+
+        def say(message: str) -> None:
+            console.print(f"[dim]{time.perf_counter() - started:6.1f} s  {message} ...")
+
+        table = await score_everyone(url, scorer, moment, recommend=recommendations, progress=say)
+        say(f"storing {len(table):,} customers' scores")
         conn = await connect(url)
         try:
-            table = await score_everyone(
-                conn, scorer, moment, recommend=recommendations,
-                progress=lambda m: console.print(f"[dim]{m} ..."),
-            )  # fmt: skip
-            console.print("[dim]storing ...")
             stored = await store(conn, table)
         finally:
             await conn.close()

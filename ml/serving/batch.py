@@ -11,7 +11,9 @@ The table is replaced in one transaction: readers see the previous run or this o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +27,7 @@ import pyarrow.parquet as pq
 from domain.predictions import ModelUnavailable
 from ml.features import compute_features
 from ml.recommendations import build_candidates, customer_history, history_rows
+from ml.serving.models import ServedModel
 from ml.serving.scoring import (
     SERVING_PER_SOURCE,
     Scorer,
@@ -32,10 +35,14 @@ from ml.serving.scoring import (
     next_purchase_arrays,
     rank_order,
 )
+from sql.database import connect
+from sql.matrix import fetch_matrix
 from sql.queries import query
 
 TOP_RECOMMENDATIONS = 5
 _CHUNK = 20_000
+_REPORT_EVERY = 10  # chunks
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 _COLUMNS = (
     "customer_id", "as_of", "churn_probability", "churn_model_version",
     "purchase_30d_probability", "expected_purchases", "expected_days_to_next",
@@ -62,22 +69,54 @@ class ScoreTable:
     def __len__(self) -> int:
         return len(self.customer_ids)
 
+    def __repr__(self) -> str:
+        # Short on purpose: asyncio.run() formats its result when it restores the SIGINT
+        # handler, and a million rows printed in full took 45 s.
+        return f"ScoreTable({len(self):,} customers as of {self.as_of:%Y-%m-%d %H:%M})"
+
 
 async def score_everyone(
-    conn: asyncpg.Connection,
+    url: str,
     scorer: Scorer,
     as_of: datetime,
     *,
     recommend: bool = True,
     progress: Progress | None = None,
 ) -> ScoreTable:
-    """Scores of every customer created before ``as_of``, from data before it."""
-    say = progress or (lambda _m: None)
-    say("features of every customer")
-    frame = await compute_features(conn, as_of)
-    table = ScoreTable(as_of=as_of, customer_ids=frame.customer_ids)
-    x = frame.matrix
+    """Scores of every customer created before ``as_of``, from data before it.
 
+    Two connections read one snapshot of the database: while PostgreSQL computes everyone's
+    features on the first (one long statement, one core), this process ranks everyone's
+    recommendations from the second (the other core), then predicts churn and next purchase.
+    """
+    say = progress or (lambda _m: None)
+    ranker = None
+    skipped: dict[str, str] = {}
+    if recommend:
+        try:
+            ranker = scorer.model("upsell")
+        except ModelUnavailable as exc:
+            skipped["upsell"] = exc.message
+    async with _one_snapshot(url, 2 if ranker else 1) as connections:
+        say("features of every customer (in the database)")
+        features = asyncio.create_task(compute_features(connections[0], as_of))
+        try:
+            lists = None
+            if ranker is not None:
+                customer_ids, _ = await fetch_matrix(
+                    connections[1], "customers_scored_as_of", (as_of,), 0
+                )
+                lists = await _recommend_everyone(
+                    connections[1], scorer, ranker, as_of, customer_ids, say
+                )
+            frame = await features
+        finally:
+            features.cancel()
+    table = ScoreTable(as_of=as_of, customer_ids=frame.customer_ids, skipped=skipped)
+    if lists is not None and ranker is not None:
+        table.recommendations = lists
+        table.versions["upsell"] = ranker.version
+    x = frame.matrix
     try:
         churn = scorer.model("churn")
         say("churn risk")
@@ -93,42 +132,70 @@ async def score_everyone(
         table.versions["next_purchase"] = nxt.version
     except ModelUnavailable as exc:
         table.skipped["next_purchase"] = exc.message
-    if recommend:
-        try:
-            ranker = scorer.model("upsell")
-        except ModelUnavailable as exc:
-            table.skipped["upsell"] = exc.message
-        else:
-            say("recommendations")
-            market = await scorer.market(conn, as_of)
-            history = await customer_history(conn, market.catalogue, as_of, frame.customer_ids)
-
-            def rank() -> list[np.ndarray]:
-                lists: list[np.ndarray] = []
-                for start in range(0, len(history.customer_ids), _CHUNK):
-                    rows = np.arange(start, min(start + _CHUNK, len(history.customer_ids)))
-                    part = history_rows(history, rows)
-                    candidates = build_candidates(
-                        market.catalogue, market.basket, part, per_source=SERVING_PER_SOURCE
-                    )
-                    if not len(candidates):
-                        lists.extend(np.empty(0, np.int64) for _ in rows)
-                        continue
-                    scores = ranker.heads["ranker"].predict(candidates.matrix)
-                    order = rank_order(candidates, scores)
-                    customers = candidates.customer_ids[order]
-                    products = candidates.product_ids[order]
-                    starts = np.searchsorted(customers, part.customer_ids)
-                    ends = np.searchsorted(customers, part.customer_ids, side="right")
-                    lists.extend(
-                        products[s : min(e, s + TOP_RECOMMENDATIONS)]
-                        for s, e in zip(starts, ends, strict=True)
-                    )
-                return lists
-
-            table.recommendations = await asyncio.to_thread(rank)
-            table.versions["upsell"] = ranker.version
     return table
+
+
+@asynccontextmanager
+async def _one_snapshot(url: str, count: int) -> AsyncIterator[list[asyncpg.Connection]]:
+    """``count`` connections in read-only transactions that all see the same snapshot, so
+    statements spread over them read one consistent state of the database."""
+    connections = [await connect(url) for _ in range(count)]
+    try:
+        first = connections[0]
+        await first.execute(query("begin_snapshot"))
+        snapshot = await first.fetchval(query("export_snapshot"))
+        # A snapshot id cannot be a bind parameter; this one comes from the server itself.
+        if not _SNAPSHOT_ID.fullmatch(snapshot):
+            raise ValueError(f"unexpected snapshot id {snapshot!r}")
+        for other in connections[1:]:
+            await other.execute(query("begin_snapshot"))
+            await other.execute(query("import_snapshot").replace("$1", f"'{snapshot}'"))
+        yield connections
+    finally:
+        for conn in connections:
+            await conn.close()  # read-only: closing ends the transactions
+
+
+async def _recommend_everyone(
+    conn: asyncpg.Connection,
+    scorer: Scorer,
+    ranker: ServedModel,
+    as_of: datetime,
+    customer_ids: np.ndarray,
+    say: Progress,
+) -> list[np.ndarray]:
+    """Every customer's top product ids, ranked a chunk of customers at a time."""
+    market = await scorer.market(conn, as_of)
+    history = await customer_history(conn, market.catalogue, as_of, customer_ids)
+    total = len(history.customer_ids)
+    say(f"recommendations for {total:,} customers")
+
+    def rank() -> list[np.ndarray]:
+        lists: list[np.ndarray] = []
+        for start in range(0, total, _CHUNK):
+            rows = np.arange(start, min(start + _CHUNK, total))
+            part = history_rows(history, rows)
+            candidates = build_candidates(
+                market.catalogue, market.basket, part, per_source=SERVING_PER_SOURCE
+            )
+            if not len(candidates):
+                lists.extend(np.empty(0, np.int64) for _ in rows)
+                continue
+            scores = ranker.heads["ranker"].predict(candidates.matrix)
+            order = rank_order(candidates, scores)
+            customers = candidates.customer_ids[order]
+            products = candidates.product_ids[order]
+            starts = np.searchsorted(customers, part.customer_ids)
+            ends = np.searchsorted(customers, part.customer_ids, side="right")
+            lists.extend(
+                products[s : min(e, s + TOP_RECOMMENDATIONS)]
+                for s, e in zip(starts, ends, strict=True)
+            )
+            if (start // _CHUNK + 1) % _REPORT_EVERY == 0:
+                say(f"recommendations: {len(lists):,} of {total:,} customers")
+        return lists
+
+    return await asyncio.to_thread(rank)
 
 
 def _records(table: ScoreTable) -> list[tuple[object, ...]]:

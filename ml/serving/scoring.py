@@ -11,9 +11,10 @@ so the event loop keeps serving other requests while a large batch is scored.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import overload
 
 import asyncpg
 import numpy as np
@@ -95,13 +96,14 @@ class Scorer:
 
         def predict() -> tuple[np.ndarray, np.ndarray | None]:
             x = frame.matrix
-            contributions = model.heads["churn"].predict(x, pred_contrib=True) if explain else None
+            contributions = model.heads["churn"].contributions(x) if explain else None
             return churn_probabilities(model, x), contributions
 
         probabilities, raw = await asyncio.to_thread(predict)
         provenance = _provenance(model, frame.as_of)
         percentiles = model.percentiles("churn")
         descriptions = tuple(FEATURE_DESCRIPTIONS[f] for f in FEATURES)
+        inputs = _inputs(frame)
         result = {}
         for i, (customer_id, p) in enumerate(
             zip(frame.customer_ids.tolist(), probabilities.tolist(), strict=True)
@@ -115,7 +117,7 @@ class Scorer:
                 band=self.bands.band(p),
                 percentile=percentile_of(p, percentiles),
                 provenance=provenance,
-                inputs=_inputs(frame.matrix[i]),
+                inputs=inputs[i],
                 explanation=explanation,
             )
         return result
@@ -129,6 +131,7 @@ class Scorer:
         p30, count, days = await asyncio.to_thread(next_purchase_arrays, model, frame.matrix)
         provenance = _provenance(model, frame.as_of)
         percentiles = model.percentiles("p30")
+        inputs = _inputs(frame)
         return {
             customer_id: NextPurchase(
                 probability_30d=p,
@@ -137,7 +140,7 @@ class Scorer:
                 expected_days=d,
                 horizon_days=HORIZON_DAYS,
                 provenance=provenance,
-                inputs=_inputs(frame.matrix[i]),
+                inputs=inputs[i],
             )
             for i, (customer_id, p, n, d) in enumerate(
                 zip(frame.customer_ids.tolist(), p30.tolist(), count.tolist(), days.tolist(),
@@ -198,8 +201,11 @@ def _provenance(model: ServedModel, as_of: datetime) -> Provenance:
     return Provenance(model=model.name, version=model.version, run_id=model.run_id, as_of=as_of)
 
 
-def _inputs(values: np.ndarray) -> FeatureVector:
-    return FeatureVector(FEATURES, tuple(None if v != v else v for v in values.tolist()))
+def _inputs(frame: FeatureFrame) -> list[FeatureVector]:
+    """Each row's feature vector (NaN, undefined, becomes None), without per-value Python."""
+    values = frame.matrix.astype(object)
+    values[np.isnan(frame.matrix)] = None
+    return [FeatureVector(FEATURES, tuple(row)) for row in values.tolist()]
 
 
 def _ranked(
@@ -210,9 +216,7 @@ def _ranked(
     model: ServedModel,
     as_of: datetime,
 ) -> dict[int, Recommendations]:
-    catalogue, basket = shared.catalogue, shared.basket
     provenance = _provenance(model, as_of)
-    result: dict[int, Recommendations] = {}
     if len(scores) == 0:
         return {int(c): Recommendations((), provenance) for c in history.customer_ids}
     order = rank_order(candidates, scores)
@@ -222,58 +226,137 @@ def _ranked(
     # Keep each customer's best RECOMMENDATIONS_KEPT rows, then work on those arrays only.
     offset = np.arange(len(order)) - np.repeat(starts, ends - starts)
     kept = order[offset < RECOMMENDATIONS_KEPT]
-    customers = candidates.customer_ids[kept]
-    positions = catalogue.positions(candidates.product_ids[kept])
-    cooc = candidates.column("cooc_score")[kept]
-    share = candidates.column("category_share")[kept]
-    rows = np.searchsorted(history.customer_ids, customers)
-    # The bought product each candidate is most often bought with (co-purchase share).
-    partner = np.full(len(kept), -1)
-    strength = np.zeros(len(kept))
-    for row in np.unique(rows[cooc > 0]):
-        bought = history.orders[row].indices
-        if not len(bought):
-            continue
-        mine = np.flatnonzero(rows == row)
-        block = basket.conditional[np.ix_(bought, positions[mine])]
-        best = block.argmax(axis=0)
-        partner[mine] = bought[best]
-        strength[mine] = block[best, np.arange(len(mine))]
-    together = (cooc > 0) & (strength >= 0.05)
-    favourite = ~together & (share >= 0.25)
-    category_names = [catalogue.category_names[c] for c in catalogue.categories[positions]]
-    product_ids = catalogue.product_ids[positions].tolist()
-    products = shared.products
-    items: dict[int, list[Recommendation]] = {}
-    for k, customer in enumerate(customers.tolist()):
-        category = category_names[k]
-        product = products.get(product_ids[k])
-        if product is None:  # removed since the day's catalogue was read
-            continue
-        if together[k]:
-            reason = RecommendationReason.BOUGHT_TOGETHER
-            explanation = f"often bought with {catalogue.names[partner[k]]}"
-            because = products.get(int(catalogue.product_ids[partner[k]]))
-        elif favourite[k]:
+    kept = kept[np.fromiter(  # products removed since the day's catalogue was read
+        (p in shared.products for p in candidates.product_ids[kept].tolist()), bool, len(kept)
+    )]  # fmt: skip
+    block = _RankedBlock(shared, history, candidates, scores, kept)
+    bounds = np.searchsorted(block.customers, history.customer_ids).tolist()
+    bounds.append(len(kept))
+    return {
+        customer: Recommendations(_LazyItems(block, bounds[i], bounds[i + 1]), provenance)
+        for i, customer in enumerate(history.customer_ids.tolist())
+    }
+
+
+class _RankedBlock:
+    """The kept recommendations of a batch of customers, as arrays (grouped by customer, best
+    first). :class:`Recommendation` objects are made only when read: a response usually reads
+    five of each customer's twenty, and a thousand customers' objects cost more than ranking."""
+
+    def __init__(
+        self,
+        shared: MarketView,
+        history: History,
+        candidates: Candidates,
+        scores: np.ndarray,
+        kept: np.ndarray,
+    ) -> None:
+        catalogue = shared.catalogue
+        self.shared = shared
+        self.customers = candidates.customer_ids[kept]
+        self.positions = catalogue.positions(candidates.product_ids[kept])
+        self.scores = scores[kept]
+        cooc = candidates.column("cooc_score")[kept]
+        rows = np.searchsorted(history.customer_ids, self.customers)
+        self.partner, strength = _strongest_partner(
+            history, shared.basket, rows, self.positions, cooc > 0
+        )
+        self.together = (cooc > 0) & (strength >= 0.05)
+        self.favourite = ~self.together & (candidates.column("category_share")[kept] >= 0.25)
+
+    def item(self, k: int) -> Recommendation:
+        catalogue, products = self.shared.catalogue, self.shared.products
+        position = int(self.positions[k])
+        product = products[int(catalogue.product_ids[position])]
+        if self.together[k]:
+            partner = int(self.partner[k])
+            return Recommendation(
+                product=product,
+                score=float(self.scores[k]),
+                reason=RecommendationReason.BOUGHT_TOGETHER,
+                explanation=f"often bought with {catalogue.names[partner]}",
+                because_of=products.get(int(catalogue.product_ids[partner])),
+            )
+        if self.favourite[k]:
+            category = catalogue.category_names[catalogue.categories[position]]
             reason = RecommendationReason.FAVOURITE_CATEGORY
             explanation = f"from {category}, one of this customer's favourite categories"
-            because = None
         else:
             reason = RecommendationReason.POPULAR
             explanation = "popular with customers right now"
-            because = None
-        items.setdefault(customer, []).append(
-            Recommendation(
-                product=product,
-                score=float(scores[kept[k]]),
-                reason=reason,
-                explanation=explanation,
-                because_of=because,
-            )
+        return Recommendation(
+            product=product,
+            score=float(self.scores[k]),
+            reason=reason,
+            explanation=explanation,
+            because_of=None,
         )
-    for customer in history.customer_ids.tolist():
-        result[customer] = Recommendations(tuple(items.get(customer, ())), provenance)
-    return result
+
+
+class _LazyItems(Sequence[Recommendation]):
+    """One customer's recommendations in a :class:`_RankedBlock`, made on first read."""
+
+    __slots__ = ("_block", "_made", "_start", "_stop")
+
+    def __init__(self, block: _RankedBlock, start: int, stop: int) -> None:
+        self._block, self._start, self._stop = block, start, stop
+        self._made: dict[int, Recommendation] = {}
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __iter__(self) -> Iterator[Recommendation]:
+        for index in range(len(self)):  # Sequence's own __iter__ pays a try per item
+            yield self[index]
+
+    @overload
+    def __getitem__(self, index: int) -> Recommendation: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Recommendation]: ...
+    def __getitem__(self, index: int | slice) -> Recommendation | list[Recommendation]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        made = self._made.get(index)
+        if made is None:
+            made = self._made[index] = self._block.item(self._start + index)
+        return made
+
+
+def _strongest_partner(
+    history: History,
+    basket: MarketBasket,
+    rows: np.ndarray,
+    positions: np.ndarray,
+    wanted: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each candidate (customer at ``rows``, product at ``positions``) that is ``wanted``,
+    the customer's bought product it is most often bought with, and that co-purchase share
+    (-1 and 0 elsewhere). One gather over every (candidate, bought product) pair."""
+    partner = np.full(len(rows), -1)
+    strength = np.zeros(len(rows))
+    asked = np.flatnonzero(wanted)
+    indptr, bought = history.orders.indptr, history.orders.indices
+    counts = indptr[rows[asked] + 1] - indptr[rows[asked]]
+    asked, counts = asked[counts > 0], counts[counts > 0]
+    if not len(asked):
+        return partner, strength
+    # Pair p of candidate k: the k-th candidate's customer's i-th bought product.
+    firsts = np.cumsum(counts) - counts
+    within = np.arange(counts.sum()) - np.repeat(firsts, counts)
+    items = bought[np.repeat(indptr[rows[asked]], counts) + within]
+    shares = basket.conditional[items, np.repeat(positions[asked], counts)]
+    best = np.maximum.reduceat(shares, firsts)
+    # The first pair reaching its candidate's best share (ties: the first bought, as argmax).
+    reaching = np.flatnonzero(shares == np.repeat(best, counts))
+    owner = np.searchsorted(firsts, reaching, side="right") - 1
+    first_reaching = reaching[np.r_[True, owner[1:] != owner[:-1]]]
+    partner[asked] = items[first_reaching]
+    strength[asked] = best
+    return partner, strength
 
 
 def rank_order(candidates: Candidates, scores: np.ndarray) -> np.ndarray:

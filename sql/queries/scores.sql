@@ -27,3 +27,20 @@ DELETE FROM customer_scores;
 -- Customers deleted or merged away while the run was scoring are left out.
 INSERT INTO customer_scores
 SELECT s.* FROM score_staging s JOIN customers c ON c.id = s.customer_id;
+
+-- name: begin_snapshot
+-- `cdm score --all` reads features and purchase histories over two connections at once;
+-- both transactions see one snapshot (export_snapshot / import_snapshot).
+BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+
+-- name: export_snapshot
+SELECT pg_export_snapshot();
+
+-- name: import_snapshot
+-- $1 is spliced in as a literal by the caller (SET TRANSACTION takes no bind parameters);
+-- it is a snapshot id the server itself returned, checked against its format.
+SET TRANSACTION SNAPSHOT $1;
+
+-- name: customers_scored_as_of
+-- The customers features.sql scores as of $1: everyone created before it.
+SELECT id FROM customers WHERE created_at < $1::timestamptz ORDER BY id;

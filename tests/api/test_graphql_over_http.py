@@ -84,7 +84,8 @@ async def test_health_and_readiness(client, db):
     assert (body["status"], body["database"]) == ("ok", "ok")
     # No model trained in this data directory: reported, and not a reason to be unready.
     assert body["models"]["churn"] == {
-        "state": "missing", "version": None, "reason": "model not trained: run `cdm train churn`"
+        "state": "missing", "version": None, "compiled": False,
+        "reason": "model not trained: run `cdm train churn`",
     }  # fmt: skip
 
 

@@ -45,6 +45,34 @@ async def buyer_ids(url: str, limit: int) -> list[int]:
     return [r["customer_id"] for r in rows]
 
 
+async def test_served_models_are_compiled_in_the_background_and_answer_the_same(
+    seeded_url, champions_dir, tmp_path
+):
+    ids = await buyer_ids(seeded_url, 50)
+    settings = serving_settings(copy_store(champions_dir, tmp_path / "data"))
+    async with serving(seeded_url, settings) as http:
+        first = data(await gql(http, SCORES, {"ids": [str(i) for i in ids], "at": AT}))["scores"]
+        for _ in range(600):  # compiling runs in another process after start-up
+            models = (await http.get("/readyz")).json()["models"]
+            if all(m["compiled"] for m in models.values()):
+                break
+            await asyncio.sleep(0.2)
+        assert all(m["compiled"] and m["state"] == "ok" for m in models.values()), models
+        again = data(await gql(http, SCORES, {"ids": [str(i) for i in ids], "at": AT}))["scores"]
+    for before, after in zip(first, again, strict=True):
+        assert after["churnRisk"]["probability"] == pytest.approx(
+            before["churnRisk"]["probability"], abs=1e-12
+        )
+        assert after["nextPurchase"]["probability30d"] == pytest.approx(
+            before["nextPurchase"]["probability30d"], abs=1e-12
+        )
+        assert after["recommendations"] == before["recommendations"]
+    # Native code for this CPU sits beside each head, with its checksum.
+    version_dir = next((settings.data_dir / "models" / "next_purchase").glob("v*"))
+    assert len(list(version_dir.glob("*.so"))) == 3
+    assert len(list(version_dir.glob("*.so.sha256"))) == 3
+
+
 async def test_scores_match_the_registered_models_and_explain_themselves(seeded_url, champions_dir):
     (cid,) = await buyer_ids(seeded_url, 1)
     async with serving(seeded_url, serving_settings(champions_dir)) as http:
