@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.graphql_http import GraphQLEndpoint
+from api.limits import QueryLimits
 from api.schema import schema
 from cdm.scoring import build_scorer
 from cdm.settings import Settings, load_settings
@@ -128,9 +129,14 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
         finally:
             await pool.close()
 
+    limits = QueryLimits(
+        max_tokens=settings.query_max_tokens, max_fields=settings.query_max_fields,
+        max_aliases=settings.query_max_aliases, max_depth=settings.query_max_depth,
+    )  # fmt: skip
     endpoint = GraphQLEndpoint(
-        schema, graphiql=settings.graphiql, compiled=settings.compiled_queries
-    )
+        schema, graphiql=settings.graphiql, compiled=settings.compiled_queries, limits=limits,
+        max_body_bytes=settings.max_body_bytes,
+    )  # fmt: skip
     return Starlette(
         routes=[
             Route("/graphql", endpoint.handle, methods=["GET", "POST"]),

@@ -10,6 +10,7 @@ import asyncpg
 from api.loaders import Loaders
 from api.score_loaders import ScoreLoaders
 from cdm.settings import Settings
+from domain.api_keys import ApiKey
 from domain.predictions import ModelUnavailable
 from ml.serving.scoring import Scorer
 from sql.executor import Database
@@ -26,20 +27,27 @@ class Context:
     products: ProductRepository
     loaders: Loaders
     scorer: Scorer | None = None
-    # Who is acting, as recorded in merge and audit history ("api" until keys identify callers).
+    # Who is acting, as recorded in merge history: the API key's name.
     actor: str = "api"
     extensions: dict[str, object] = field(default_factory=dict)
     _scores: dict[datetime | None, ScoreLoaders] = field(default_factory=dict)
 
     @classmethod
     def for_request(
-        cls, pool: asyncpg.Pool, settings: Settings, scorer: Scorer | None = None
+        cls,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        scorer: Scorer | None = None,
+        caller: ApiKey | None = None,
     ) -> Context:
-        """A fresh context (new loaders, new statement count) for one request."""
+        """A fresh context (new loaders, new statement count) for one request by ``caller``."""
         db = Database(pool)
         customers = CustomerRepository(db)
         products = ProductRepository(db)
-        return cls(settings, db, customers, products, Loaders(customers, products), scorer)
+        context = cls(settings, db, customers, products, Loaders(customers, products), scorer)
+        if caller is not None:
+            context.actor = f"key:{caller.name}"
+        return context
 
     def scores(self, as_of: datetime | None = None) -> ScoreLoaders:
         """The request's score loaders as of ``as_of`` (None: now), made on first use: the

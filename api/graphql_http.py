@@ -30,9 +30,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
 
+from api.auth import Authenticator
+from api.authorization import Authorization, apply_masks, authorize
 from api.compiled import CompiledQuery, compile_query
 from api.context import Context
 from api.errors import format_error, request_error
+from api.limits import QueryLimits, check_shape
+from domain.access import Role
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -55,12 +59,24 @@ def negotiate(accept: str | None) -> str | None:
 class PreparedDocument:
     """A parsed and validated document, and its compiled operations (made on first use)."""
 
-    __slots__ = ("_compiled", "document", "errors")
+    __slots__ = ("_authorized", "_compiled", "document", "errors")
 
     def __init__(self, document: DocumentNode | None, errors: list[GraphQLError]) -> None:
         self.document = document
         self.errors = errors
         self._compiled: dict[str | None, CompiledQuery | None] = {}
+        self._authorized: dict[tuple[str | None, Role], Authorization] = {}
+
+    def authorization(
+        self, schema: GraphQLSchema, operation: OperationDefinitionNode, role: Role
+    ) -> Authorization:
+        """What ``role`` may not use in `operation` and what it sees masked (made once)."""
+        key = (operation.name.value if operation.name else None, role)
+        found = self._authorized.get(key)
+        if found is None:
+            assert self.document is not None
+            found = self._authorized[key] = authorize(schema, self.document, operation, role)
+        return found
 
     def compiled(
         self, schema: GraphQLSchema, operation: OperationDefinitionNode
@@ -78,18 +94,25 @@ class GraphQLEndpoint:
 
     def __init__(
         self, schema: strawberry.Schema, *, graphiql: bool, compiled: bool = True,
-        cache_size: int = 512,
+        cache_size: int = 512, limits: QueryLimits | None = None,
+        max_body_bytes: int = 1_000_000,
     ) -> None:  # fmt: skip
         self._schema = schema._schema  # the graphql-core schema strawberry built
         self._graphiql = graphiql
         self._compiled = compiled
+        self._limits = limits or QueryLimits()
+        self._max_body = max_body_bytes
         self._prepare = lru_cache(maxsize=cache_size)(self._parse_and_validate)
+        self._authenticator = Authenticator()
 
     def _parse_and_validate(self, query: str) -> PreparedDocument:
         try:
-            document = parse(query)
+            document = parse(query, max_tokens=self._limits.max_tokens)
         except GraphQLError as error:
             return PreparedDocument(None, [error])
+        too_complex = check_shape(document, self._limits)  # before validation's own costs
+        if too_complex:
+            return PreparedDocument(None, too_complex)
         return PreparedDocument(document, validate(self._schema, document))
 
     def _reply(
@@ -121,6 +144,15 @@ class GraphQLEndpoint:
             )  # fmt: skip
         # Request errors are 4xx under the new media type, 200 under the legacy one.
         request_status = 400 if media == GRAPHQL_RESPONSE else 200
+        state = request.app.state
+        caller = await self._authenticator.authenticate(
+            state.pool, request.headers.get("authorization")
+        )
+        if isinstance(caller, str):
+            return self._reply(
+                request_error(caller, "UNAUTHENTICATED"), media, 401,
+                {"WWW-Authenticate": 'Bearer realm="cdm"'},
+            )  # fmt: skip
         params = await self._params(request, media)
         if isinstance(params, Response):
             return params
@@ -145,21 +177,28 @@ class GraphQLEndpoint:
                 status_code=405, media_type=media, headers={"Allow": "POST"},
             )  # fmt: skip
 
-        state = request.app.state
+        authorization = prepared.authorization(self._schema, operation, caller.role)
+        refusal = authorization.refusal(caller.role)
+        if refusal is not None:
+            status = 403 if media == GRAPHQL_RESPONSE else 200
+            return self._reply(request_error(refusal, "FORBIDDEN"), media, status)
+
         headers = {}
         compiled = prepared.compiled(self._schema, operation) if self._compiled else None
         if compiled is not None:
-            context = Context.for_request(state.pool, state.settings, state.scorer)
+            context = Context.for_request(state.pool, state.settings, state.scorer, caller)
             outcome = await compiled.execute(context, variables)
             if isinstance(outcome, list):  # variables that do not fit the operation
                 body = {"errors": [format_error(e) for e in outcome]}
                 return self._reply(body, media, request_status)
             if outcome is not None:
+                if authorization.masks:
+                    apply_masks(outcome, authorization.masks)
                 if state.settings.expose_statement_count:
                     headers["X-SQL-Statements"] = str(context.db.statements)
                 return self._reply({"data": outcome}, media, 200, headers)
         # Not compiled, or something went wrong: graphql-core runs it (again) from scratch.
-        context = Context.for_request(state.pool, state.settings, state.scorer)
+        context = Context.for_request(state.pool, state.settings, state.scorer, caller)
         result = execute(
             self._schema, document, context_value=context,
             variable_values=variables, operation_name=operation_name,
@@ -174,6 +213,8 @@ class GraphQLEndpoint:
                 # Variables that do not fit the operation: no execution happened.
                 status = request_status
         if status == 200:
+            if authorization.masks and result.data is not None:
+                apply_masks(result.data, authorization.masks)
             body["data"] = result.data
         if state.settings.expose_statement_count:
             headers["X-SQL-Statements"] = str(context.db.statements)
@@ -195,8 +236,17 @@ class GraphQLEndpoint:
                 return self._bad_request(
                     "send the request body as application/json", media, status=415
                 )
+            declared = request.headers.get("content-length", "")
+            too_large = f"the request body is larger than {self._max_body:,} bytes"
+            if declared.isdigit() and int(declared) > self._max_body:
+                return self._bad_request(too_large, media, status=413)
+            body = bytearray()
+            async for chunk in request.stream():  # bounded even without a Content-Length
+                body.extend(chunk)
+                if len(body) > self._max_body:
+                    return self._bad_request(too_large, media, status=413)
             try:
-                raw = orjson.loads(await request.body())
+                raw = orjson.loads(body)
             except orjson.JSONDecodeError:
                 return self._bad_request("the request body is not valid JSON", media)
         if not isinstance(raw, dict):

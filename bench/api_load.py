@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, machine, seeded_database
+from common import ROOT, bench_key, machine, seeded_database
 
 from sql.database import connect
 
@@ -62,11 +62,15 @@ async def bench_customers(customers: int, seed: int) -> tuple[str, list[int]]:
         await conn.close()
 
 
+KEY = ""  # the frontend's API key, made in main()
+
+
 def post(port: int, query: str, variables: dict) -> tuple[dict, Any]:
     body = json.dumps({"query": query, "variables": variables}).encode()
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/graphql", data=body,
-        headers={"Content-Type": "application/json", "Accept": "application/graphql-response+json"},
+        headers={"Content-Type": "application/json", "Accept": "application/graphql-response+json",
+                 "Authorization": f"Bearer {KEY}"},
     )  # fmt: skip
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read()), response.headers
@@ -88,6 +92,7 @@ LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/graphql-response+json"
+wrk.headers["Authorization"] = "Bearer %(key)s"
 local ids = {%(ids)s}
 local query = %(query)s
 local counter = 0
@@ -111,7 +116,9 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(port: int, query: str, ids: list[int], connections: int, duration: int) -> dict:
-    script = LUA % {"ids": ",".join(map(str, ids)), "query": json.dumps(json.dumps(query))}
+    script = LUA % {
+        "ids": ",".join(map(str, ids)), "query": json.dumps(json.dumps(query)), "key": KEY
+    }  # fmt: skip
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     threads = min(2, connections)
@@ -144,6 +151,8 @@ def main() -> None:
         raise SystemExit("wrk is needed: apt-get install wrk")
 
     url, ids = asyncio.run(bench_customers(args.customers, args.seed))
+    global KEY  # one key for the whole run, read by post() and the wrk script
+    KEY = asyncio.run(bench_key(url, "app"))
     env = {
         **os.environ, "CDM_DATABASE_URL": url, "CDM_EXPOSE_STATEMENT_COUNT": "true",
         "CDM_LOG_LEVEL": "warning", "CDM_POOL_MAX_SIZE": "20",

@@ -39,6 +39,21 @@ async def seeded_database(customers: int, seed: int, database: str = "cdm_bench"
         await conn.close()
 
 
+async def bench_key(url: str, role: str) -> str:
+    """A new API key of ``role`` for a benchmark's client."""
+    from domain.access import Role
+    from domain.api_keys import new_key
+    from sql.api_keys import insert_key
+
+    key, prefix, secret_hash = new_key()
+    conn = await connect(url)
+    try:
+        await insert_key(conn, f"bench {role}", Role(role), prefix, secret_hash, None)
+    finally:
+        await conn.close()
+    return key
+
+
 def machine() -> str:
     """Cores, CPU model, memory and Python version of this machine."""
     cpu = "unknown CPU"

@@ -49,6 +49,19 @@ class Settings(BaseSettings):
         default=100, ge=1, le=10_000, description="Largest `first` a list field accepts."
     )
     graphiql: bool = Field(default=True, description="Serve the GraphiQL IDE on GET /graphql.")
+    query_max_depth: int = Field(
+        default=12, ge=1, description="Deepest selection a query may nest."
+    )
+    query_max_fields: int = Field(
+        default=500, ge=1, description="Most fields a query may select (fragments expanded)."
+    )
+    query_max_aliases: int = Field(default=50, ge=0, description="Most aliases in one query.")
+    query_max_tokens: int = Field(
+        default=5_000, ge=10, description="Most lexical tokens a query document may have."
+    )
+    max_body_bytes: int = Field(
+        default=1_000_000, ge=1_000, description="Largest request body accepted (413 above)."
+    )
     survivorship_rule: Rule = Field(
         default=Rule.MOST_RECENT,
         description="Which value a profile field keeps when sources disagree: most_recent, "

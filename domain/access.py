@@ -73,9 +73,16 @@ _MUTATIONS: dict[Role, frozenset[str]] = {
     Role.PERSONALIZATION: frozenset(),
     Role.DATA_SCIENTIST: frozenset({"reloadModels"}),
     Role.APP: frozenset(
-        {"upsertCustomer", "recordPurchases", "recordInteractions", "setConsent",
-         "upsertProducts", "mergeCustomers", "unmergeCustomers"}
-    ),  # fmt: skip
+        {
+            "upsertCustomer",
+            "recordPurchases",
+            "recordInteractions",
+            "setConsent",
+            "upsertProducts",
+            "mergeCustomers",
+            "unmergeCustomers",
+        }
+    ),
 }
 
 

@@ -18,8 +18,11 @@ import pytest
 
 from api.app import create_app
 from cdm.settings import Settings
+from domain.access import Role
+from domain.api_keys import new_key
 from ml.registry import default_tracking_uri
 from sql import migrate
+from sql.api_keys import insert_key
 from sql.database import connect, create_pool
 from sql.embedded import replace_database, start_embedded_server
 
@@ -93,13 +96,36 @@ def settings(embedded_dir: Path) -> Settings:
     )
 
 
+async def api_key(
+    target: asyncpg.Pool | str, role: Role = Role.ADMIN, *, expires_at: object = None
+) -> str:
+    """A new API key of ``role`` in the database (a pool, or a URL)."""
+    key, prefix, secret_hash = new_key()
+    if isinstance(target, str):
+        conn = await connect(target)
+        try:
+            await insert_key(conn, f"test {role.value}", role, prefix, secret_hash, expires_at)
+        finally:
+            await conn.close()
+    else:
+        await insert_key(target, f"test {role.value}", role, prefix, secret_hash, expires_at)
+    return key
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 @pytest.fixture
 async def client(
     db: asyncpg.Pool, database_url: str, settings: Settings
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the app in-process, as a frontend would."""
+    """An HTTP client talking to the app in-process, as a frontend would (an admin key)."""
     app = create_app(settings, database_url)
+    headers = bearer(await api_key(db))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cdm.test") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://cdm.test", headers=headers
+        ) as http:
             yield http

@@ -11,11 +11,15 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated
 
+import asyncpg
 import typer
 
 from cdm.cli.common import OneLineErrors, console, migrated_database, settings_from_env
 from cdm.cli.errors import run
 from cdm.settings import Settings
+from domain.access import Role
+from domain.api_keys import key_prefix, matches, new_key
+from sql.api_keys import insert_key, key_by_prefix
 from sql.database import connect
 from sql.queries import query
 
@@ -36,6 +40,24 @@ EXAMPLES = """\
 { scores(customerIds: ["1", "2", "3"]) { id churnRisk { probability band }
     nextPurchase { probability30d } recommendations(first: 3) { product { sku } } } }
 """
+
+
+async def _demo_key(conn: asyncpg.Connection, settings: Settings) -> str:
+    """The demo's admin key, kept in the data directory (owner-only) and reused while it is
+    valid, so a second run prints the same key instead of piling up new ones."""
+    saved = settings.data_dir / "demo-admin-key"
+    if saved.is_file():
+        key = saved.read_text().strip()
+        prefix = key_prefix(key)
+        found = await key_by_prefix(conn, prefix) if prefix else None
+        if found and matches(key, found[1]) and found[0].refusal(datetime.now(UTC)) is None:
+            return key
+    key, prefix, secret_hash = new_key()
+    await insert_key(conn, "cdm demo", Role.ADMIN, prefix, secret_hash, None)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    saved.touch(mode=0o600)
+    saved.write_text(key + "\n")
+    return key
 
 
 async def _prepare(settings: Settings, customers: int) -> str:
@@ -80,9 +102,9 @@ async def _prepare(settings: Settings, customers: int) -> str:
             console.print("Scoring every customer ...")
             stored = await store(conn, await score_everyone(url, scorer, datetime.now(UTC)))
             console.print(f"stored the scores of {stored:,} customers")
+        return await _demo_key(conn, settings)
     finally:
         await conn.close()
-    return url
 
 
 def demo(
@@ -95,7 +117,7 @@ def demo(
     from cdm.cli.main import serve
 
     settings = settings_from_env()
-    run(_prepare, settings, customers)
+    key = run(_prepare, settings, customers)
     data_dir = settings.data_dir
     console.print(
         "\n[bold]MLflow UI[/] (runs, metrics, plots, registered models), from its own "
@@ -105,6 +127,11 @@ def demo(
         f"pipx run --spec mlflow mlflow ui --backend-store-uri sqlite:///{data_dir / 'mlflow.db'}"
     )
     console.print("  " + command, soft_wrap=True, markup=False, highlight=False)
+    console.print(
+        "\n[bold]Admin API key[/] (every request needs one; in GraphiQL, add the header "
+        "below under Headers; `cdm keys create` makes keys for other roles):"
+    )
+    console.print(f'  {{"Authorization": "Bearer {key}"}}', soft_wrap=True, markup=False)
     console.print("\n[bold]Try these in GraphiQL[/] (the URL follows):")
     console.print(EXAMPLES, soft_wrap=True, markup=False, highlight=False)
     serve(host=None, port=port, workers=None)

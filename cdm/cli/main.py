@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cdm.cli import dedupe, demo, imports, models, quality, score
+from cdm.cli import dedupe, demo, imports, keys, models, quality, score
 from cdm.cli.common import (
     OneLineErrors,
     OneLineGroupErrors,
@@ -185,6 +185,7 @@ def seed(
 dedupe.register(app)
 demo.register(app)
 imports.register(app)
+keys.register(app)
 models.register(app)
 quality.register(app)
 score.register(app)

@@ -126,7 +126,7 @@ async def test_merge_dry_run_then_merge_then_lookups_by_the_old_id(client, db):
     assert done["plan"]["fields"] == plan["fields"]
     record = await db.fetchrow("SELECT merged_by, merged_ids FROM merges WHERE id = $1",
                                int(done["mergeId"]))  # fmt: skip
-    assert (record["merged_by"], record["merged_ids"]) == ("api", [b])
+    assert (record["merged_by"], record["merged_ids"]) == ("key:test admin", [b])  # the caller
 
     # The merged id still resolves, to the survivor.
     old = data(await gql(client, "query($id: ID!) { customer(id: $id) { id lastName } }",
@@ -168,7 +168,7 @@ async def test_unmerge_over_http(client, db):
         "restored": [{"id": str(b), "email": "grace@navy.mil"}],
     }  # fmt: skip
     record = await db.fetchrow("SELECT undone_by FROM merges WHERE id = $1", int(merge_id))
-    assert record["undone_by"] == "api"
+    assert record["undone_by"] == "key:test admin"
     back = data(await gql(client, "query($id: ID!) { customer(id: $id) { id lastName } }",
                           {"id": str(b)}))["customer"]  # fmt: skip
     assert back == {"id": str(b), "lastName": "Hoper"}

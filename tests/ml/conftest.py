@@ -20,7 +20,7 @@ from ml.training import pipeline
 from ml.training.outcome import TrainedTask
 from ml.training.plan import TrainingPlan
 from sql.database import connect
-from tests.conftest import fresh_database
+from tests.conftest import api_key, bearer, fresh_database
 
 SEED_NOW = datetime(2025, 6, 1, tzinfo=UTC)
 SEEDED_CUSTOMERS = 5000
@@ -91,10 +91,16 @@ def copy_store(source: Path, destination: Path) -> Path:
 
 
 @asynccontextmanager
-async def serving(url: str, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client to the app serving ``settings``' models over the database at ``url``."""
+async def serving(
+    url: str, settings: Settings, *, key: str | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client to the app serving ``settings``' models over the database at ``url``,
+    with ``key`` (default: a new admin key)."""
     app = create_app(settings, url)
+    headers = bearer(key or await api_key(url))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cdm.test") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://cdm.test", headers=headers
+        ) as http:
             yield http

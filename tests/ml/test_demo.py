@@ -9,7 +9,8 @@ from graphql import parse, validate
 from api.schema import schema
 from cdm.cli.demo import EXAMPLES, _prepare
 from sql.database import connect
-from tests.ml.conftest import copy_store, serving_settings
+from tests.http_client import data, gql
+from tests.ml.conftest import copy_store, serving, serving_settings
 
 
 def test_the_printed_example_queries_are_valid():
@@ -27,14 +28,18 @@ async def test_a_second_run_reuses_customers_models_and_scores(
     conn = await connect(seeded_url)
     try:
         before = await conn.fetchval("SELECT count(*) FROM customers")
-        assert await _prepare(settings, customers=100) == seeded_url
+        key = await _prepare(settings, customers=100)
         scored_at = await conn.fetchval("SELECT max(scored_at) FROM customer_scores")
-        await _prepare(settings, customers=100)
+        assert await _prepare(settings, customers=100) == key  # the same admin key again
         assert await conn.fetchval("SELECT count(*) FROM customers") == before  # no re-seed
         # The second run did not score again.
         assert await conn.fetchval("SELECT max(scored_at) FROM customer_scores") == scored_at
     finally:
         await conn.close()
+    # The printed key is an admin key the API accepts; it is saved for the owner only.
+    assert (data_dir / "demo-admin-key").stat().st_mode & 0o077 == 0
+    async with serving(seeded_url, settings, key=key) as http:
+        assert data(await gql(http, "{ models { task } }"))["models"]
     out = capsys.readouterr().out
     assert out.count("reusing them") == 4  # customers and models, twice
     assert "Training" not in out
