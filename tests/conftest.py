@@ -116,16 +116,26 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-@pytest.fixture
-async def client(
-    db: asyncpg.Pool, database_url: str, settings: Settings
+@asynccontextmanager
+async def serving(
+    url: str, settings: Settings, *, key: str | None = None
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the app in-process, as a frontend would (an admin key)."""
-    app = create_app(settings, database_url)
-    headers = bearer(await api_key(db))
+    """An HTTP client to the app (``settings``, the database at ``url``) running in-process,
+    sending ``key`` (default: a new admin key)."""
+    app = create_app(settings, url)
+    headers = bearer(key or await api_key(url))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://cdm.test", headers=headers
         ) as http:
             yield http
+
+
+@pytest.fixture
+async def client(
+    db: asyncpg.Pool, database_url: str, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process, as a frontend would (an admin key)."""
+    async with serving(database_url, settings, key=await api_key(db)) as http:
+        yield http

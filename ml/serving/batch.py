@@ -69,6 +69,12 @@ class ScoreTable:
     def __len__(self) -> int:
         return len(self.customer_ids)
 
+    def recommended_lists(self) -> list[list[int] | None]:
+        """Each customer's recommended product ids (None per row when not ranked)."""
+        if self.recommendations is None:
+            return [None] * len(self)
+        return [r.tolist() for r in self.recommendations]
+
     def __repr__(self) -> str:
         # Short on purpose: asyncio.run() formats its result when it restores the SIGINT
         # handler, and a million rows printed in full took 45 s.
@@ -204,11 +210,7 @@ def _records(table: ScoreTable) -> list[tuple[object, ...]]:
     def column(values: np.ndarray | None) -> list[float | None]:
         return values.tolist() if values is not None else [None] * n
 
-    recs = (
-        [r.tolist() for r in table.recommendations]
-        if table.recommendations is not None
-        else [None] * n
-    )
+    recs = table.recommended_lists()
     churn_v = table.versions.get("churn")
     next_v = table.versions.get("next_purchase")
     upsell_v = table.versions.get("upsell")
@@ -246,11 +248,7 @@ def write_file(table: ScoreTable, path: Path) -> None:
     def column(values: np.ndarray | None) -> pa.Array:
         return pa.array(values if values is not None else [None] * n, type=pa.float64())
 
-    recommended = (
-        [r.tolist() for r in table.recommendations]
-        if table.recommendations is not None
-        else [None] * n
-    )
+    recommended = table.recommended_lists()
     data = pa.table(
         {
             "customer_id": pa.array(table.customer_ids, type=pa.int64()),

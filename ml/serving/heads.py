@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from functools import cache
 from pathlib import Path
 
 import lightgbm as lgb
@@ -61,7 +62,7 @@ def load_head(model_file: Path) -> Head:
     if native is None or not native.is_file():
         return Head(booster)
     digest = native.with_name(native.name + ".sha256")
-    if not digest.is_file() or digest.read_text().strip() != _digest(native):
+    if not digest.is_file() or digest.read_text().strip() != file_digest(native):
         _log.warning("%s does not match its checksum; using LightGBM", native.name)
         return Head(booster)
     try:
@@ -92,13 +93,20 @@ def compile_head(model_file: Path, booster: lgb.Booster) -> str | None:
     if not difference <= _TOLERANCE:
         partial.unlink(missing_ok=True)
         return f"the compiled predictor differs from LightGBM by {difference:.3g}"
-    digest.write_text(_digest(partial))
+    digest.write_text(file_digest(partial))
     partial.rename(native)
     return None
 
 
 def compiled_file(model_file: Path) -> Path | None:
     """Where ``model_file``'s native code for this CPU lives (None without lleaves)."""
+    host = _host()
+    return model_file.with_name(f"{model_file.stem}.{host}.so") if host else None
+
+
+@cache
+def _host() -> str | None:
+    """A short name for this CPU and its features (None without LLVM)."""
     try:
         import llvmlite.binding as llvm
     except ImportError:
@@ -107,11 +115,11 @@ def compiled_file(model_file: Path) -> Path | None:
         features = llvm.get_host_cpu_features().flatten()
     except RuntimeError:  # LLVM cannot tell: compile for the CPU name alone
         features = ""
-    host = hashlib.sha256(f"{llvm.get_host_cpu_name()}|{features}".encode()).hexdigest()[:12]
-    return model_file.with_name(f"{model_file.stem}.{host}.so")
+    return hashlib.sha256(f"{llvm.get_host_cpu_name()}|{features}".encode()).hexdigest()[:12]
 
 
-def _digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, hex."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 

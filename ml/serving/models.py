@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import json
 import logging
 import subprocess
@@ -33,7 +32,7 @@ from typing import Protocol
 
 from ml.features import feature_definition_hash
 from ml.recommendations import candidate_definition_hash
-from ml.serving.heads import Head, load_head
+from ml.serving.heads import Head, file_digest, load_head
 
 _log = logging.getLogger("cdm.models")
 
@@ -316,12 +315,8 @@ def _cli(task: str) -> str:
     return task.replace("_", "-")
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _write_manifest(directory: Path, description: dict[str, object]) -> None:
-    checksums = {p.name: _digest(p) for p in sorted(directory.glob("*.txt"))}
+    checksums = {p.name: file_digest(p) for p in sorted(directory.glob("*.txt"))}
     manifest = {**description, "checksums": checksums}
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=1))
 
@@ -335,6 +330,6 @@ def _checksums_match(directory: Path) -> bool:
     except (ValueError, KeyError):
         return False
     return bool(checksums) and all(
-        (directory / name).is_file() and _digest(directory / name) == digest
+        (directory / name).is_file() and file_digest(directory / name) == digest
         for name, digest in checksums.items()
     )

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
-from api.app import create_app
 from cdm.settings import Settings
 from ingestion.seed import seed_database
 from ml.registry import ModelRegistry, default_tracking_uri
@@ -20,7 +17,7 @@ from ml.training import pipeline
 from ml.training.outcome import TrainedTask
 from ml.training.plan import TrainingPlan
 from sql.database import connect
-from tests.conftest import api_key, bearer, fresh_database
+from tests.conftest import fresh_database, serving  # noqa: F401 (serving: for ML tests)
 
 SEED_NOW = datetime(2025, 6, 1, tzinfo=UTC)
 SEEDED_CUSTOMERS = 5000
@@ -88,19 +85,3 @@ def copy_store(source: Path, destination: Path) -> Path:
     """A copy of a data directory's MLflow store, without its served-model cache."""
     shutil.copytree(source, destination, ignore=shutil.ignore_patterns("models"))
     return destination
-
-
-@asynccontextmanager
-async def serving(
-    url: str, settings: Settings, *, key: str | None = None
-) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client to the app serving ``settings``' models over the database at ``url``,
-    with ``key`` (default: a new admin key)."""
-    app = create_app(settings, url)
-    headers = bearer(key or await api_key(url))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://cdm.test", headers=headers
-        ) as http:
-            yield http
