@@ -134,7 +134,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
         max_aliases=settings.query_max_aliases, max_depth=settings.query_max_depth,
     )  # fmt: skip
     endpoint = GraphQLEndpoint(
-        schema, graphiql=settings.graphiql, compiled=settings.compiled_queries, limits=limits,
+        schema, graphiql=settings.serve_graphiql, compiled=settings.compiled_queries, limits=limits,
         max_body_bytes=settings.max_body_bytes,
     )  # fmt: skip
     return Starlette(

@@ -22,9 +22,32 @@ _UNAVAILABLE = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InterfaceError,  # e.g. the pool closing under a request
     ConnectionError,
     OSError,
+    TimeoutError,  # no free connection within the pool's acquire timeout
 )
+UNAVAILABLE = "DB_UNAVAILABLE"
+_UNAVAILABLE_MESSAGE = "The database is unavailable; retry shortly."
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database could not be reached (retrying may succeed)."""
+    return isinstance(exc, _UNAVAILABLE)
+
+
+def unavailable(exc: BaseException) -> dict[str, Any]:
+    """The response body for a request the database could not serve (logged with an id)."""
+    error_id = uuid.uuid4().hex
+    _log.warning("database unavailable [%s]: %r", error_id, exc)
+    return {
+        "errors": [
+            {
+                "message": _UNAVAILABLE_MESSAGE,
+                "extensions": {"code": UNAVAILABLE, "errorId": error_id},
+            }
+        ]
+    }
 
 
 def format_error(error: GraphQLError) -> dict[str, Any]:
@@ -44,16 +67,24 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
             extensions["field"] = original.field
         entry["extensions"] = extensions
     elif isinstance(original, _UNAVAILABLE):
-        error_id = uuid.uuid4().hex
-        _log.warning("database unavailable [%s]: %r", error_id, original)
-        entry["message"] = "The database is unavailable; retry shortly."
-        entry["extensions"] = {"code": "DB_UNAVAILABLE", "errorId": error_id}
+        (only,) = unavailable(original)["errors"]
+        entry.update(only)
     else:
-        error_id = uuid.uuid4().hex
-        _log.error("unexpected error [%s] at %s", error_id, error.path, exc_info=original)
-        entry["message"] = "Internal server error"
-        entry["extensions"] = {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}
+        (only,) = internal_error(original, error.path)["errors"]
+        entry.update(only)
     return entry
+
+
+def internal_error(exc: BaseException, path: object = None) -> dict[str, Any]:
+    """The response body for our own failure: an id to quote, the details only in the log."""
+    error_id = uuid.uuid4().hex
+    _log.error("unexpected error [%s] at %s", error_id, path, exc_info=exc)
+    return {
+        "errors": [
+            {"message": "Internal server error",
+             "extensions": {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}}
+        ]
+    }  # fmt: skip
 
 
 def request_error(message: str, code: str = "BAD_REQUEST") -> dict[str, Any]:

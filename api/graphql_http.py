@@ -34,7 +34,7 @@ from api.auth import Authenticator
 from api.authorization import Authorization, apply_masks, authorize
 from api.compiled import CompiledQuery, compile_query
 from api.context import Context
-from api.errors import format_error, request_error
+from api.errors import format_error, internal_error, is_unavailable, request_error, unavailable
 from api.limits import QueryLimits, check_shape
 from domain.access import Role
 
@@ -42,6 +42,7 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 MAX_QUERY_LENGTH = 100_000
 _NO_CACHE = {"Cache-Control": "no-store"}
+_RETRY = {"Retry-After": "1"}
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -127,7 +128,20 @@ class GraphQLEndpoint:
         return self._reply(request_error(message), media, status)
 
     async def handle(self, request: Request) -> Response:
-        """Serve one GraphQL request (GET for queries, POST for anything)."""
+        """Serve one GraphQL request (GET for queries, POST for anything).
+
+        The database being unreachable (or every connection busy past the acquire timeout)
+        is a 503 with one retryable ``DB_UNAVAILABLE`` error; anything else unexpected is a
+        500 with an error id, never a stack trace."""
+        try:
+            return await self._handle(request)
+        except Exception as exc:
+            media = negotiate(request.headers.get("accept")) or JSON
+            if is_unavailable(exc):
+                return self._reply(unavailable(exc), media, 503, _RETRY)
+            return self._reply(internal_error(exc), media, 500)
+
+    async def _handle(self, request: Request) -> Response:
         accept = request.headers.get("accept")
         if (
             request.method == "GET"
@@ -208,6 +222,9 @@ class GraphQLEndpoint:
         body: dict[str, Any] = {}
         status = 200
         if result.errors:
+            for error in result.errors:
+                if error.original_error is not None and is_unavailable(error.original_error):
+                    return self._reply(unavailable(error.original_error), media, 503, _RETRY)
             body["errors"] = [format_error(e) for e in result.errors]
             if result.data is None and all(e.path is None for e in result.errors):
                 # Variables that do not fit the operation: no execution happened.

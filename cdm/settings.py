@@ -22,6 +22,13 @@ class LogLevel(StrEnum):
     ERROR = "error"
 
 
+class Mode(StrEnum):
+    """How the server presents itself: `production` hides what helps developers explore."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
 class Settings(BaseSettings):
     """Everything CDM can be configured with. Frozen: build a new one to change a value."""
 
@@ -48,7 +55,52 @@ class Settings(BaseSettings):
     max_page_size: int = Field(
         default=100, ge=1, le=10_000, description="Largest `first` a list field accepts."
     )
-    graphiql: bool = Field(default=True, description="Serve the GraphiQL IDE on GET /graphql.")
+    mode: Mode = Field(
+        default=Mode.DEVELOPMENT,
+        description="`production` turns off GraphiQL, introspection and field suggestions.",
+    )
+    graphiql: bool | None = Field(
+        default=None,
+        description="Serve the GraphiQL IDE on GET /graphql (default: on outside production).",
+    )
+    pool_acquire_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Longest a request waits for a free connection (503 after)."
+    )
+    shutdown_grace_seconds: float = Field(
+        default=20.0, ge=0, description="How long SIGTERM lets in-flight requests finish."
+    )
+    rate_limit_per_second: float = Field(
+        default=100.0, ge=0, description="Requests per second each API key may make (0: no limit)."
+    )
+    rate_limit_burst: int = Field(
+        default=200, ge=1, description="Requests a key may make at once before the rate applies."
+    )
+    query_max_cost: int = Field(
+        default=50_000, ge=1,
+        description="Largest estimated cost of one query: each field costs one, times the page "
+        "sizes (`first`) and id lists it is nested in.",
+    )  # fmt: skip
+    audit_flush_seconds: float = Field(
+        default=1.0, gt=0, description="How often personal-data reads are written to the audit log."
+    )
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="Also accept JWTs from this OpenID Connect issuer (its JWKS is discovered).",
+    )
+    oidc_audience: str | None = Field(
+        default=None, description="The `aud` a JWT must carry (required with CDM_OIDC_ISSUER)."
+    )
+    oidc_jwks_url: str | None = Field(
+        default=None, description="The issuer's JWKS URL, when it should not be discovered."
+    )
+    oidc_role_claim: str = Field(
+        default="cdm_role", description="The JWT claim that names the caller's role."
+    )
+    oidc_role_map: str = Field(
+        default="",
+        description="Claim values to roles, e.g. `crm-admins=admin,marketing=analyst` (default: "
+        "the claim must be a role's name).",
+    )
     query_max_depth: int = Field(
         default=12, ge=1, description="Deepest selection a query may nest."
     )
@@ -131,7 +183,19 @@ class Settings(BaseSettings):
     def _bands_in_order(self) -> Settings:
         if self.churn_band_medium >= self.churn_band_high:
             raise ValueError("CDM_CHURN_BAND_MEDIUM must be below CDM_CHURN_BAND_HIGH")
+        if self.oidc_issuer and not self.oidc_audience:
+            raise ValueError("CDM_OIDC_AUDIENCE must be set with CDM_OIDC_ISSUER")
         return self
+
+    @property
+    def production(self) -> bool:
+        """Whether developer conveniences are off."""
+        return self.mode is Mode.PRODUCTION
+
+    @property
+    def serve_graphiql(self) -> bool:
+        """Whether GET /graphql serves the IDE."""
+        return self.graphiql if self.graphiql is not None else not self.production
 
     @property
     def risk_bands(self) -> RiskBands:
