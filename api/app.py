@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from api.auth import Authenticator
 from api.graphql_http import GraphQLEndpoint
 from api.limits import QueryLimits
 from api.schema import schema
@@ -135,7 +136,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
     )  # fmt: skip
     endpoint = GraphQLEndpoint(
         schema, graphiql=settings.serve_graphiql, compiled=settings.compiled_queries, limits=limits,
-        max_body_bytes=settings.max_body_bytes,
+        max_body_bytes=settings.max_body_bytes, authenticator=Authenticator(settings),
     )  # fmt: skip
     return Starlette(
         routes=[

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from cdm.settings import Settings
+from domain.access import Caller
 from domain.api_keys import ApiKey, key_prefix, matches
 from sql.api_keys import key_by_prefix
 
@@ -21,12 +23,15 @@ _HOW = "create one with `cdm keys create --role <role> --name <who>`"
 class Authenticator:
     """Checks ``Authorization: Bearer <key>`` headers."""
 
-    def __init__(self, ttl_seconds: float = 5.0, max_cached: int = 10_000) -> None:
+    def __init__(
+        self, settings: Settings | None = None, ttl_seconds: float = 5.0, max_cached: int = 10_000
+    ) -> None:
+        self._settings = settings
         self._ttl = ttl_seconds
         self._max = max_cached
         self._cache: dict[str, tuple[float, tuple[ApiKey, bytes] | None]] = {}
 
-    async def authenticate(self, pool: asyncpg.Pool, header: str | None) -> ApiKey | str:
+    async def authenticate(self, pool: asyncpg.Pool, header: str | None) -> Caller | str:
         """The caller's key, or why the request is not authenticated (for a 401)."""
         if not header:
             return f"missing API key: send `Authorization: Bearer <key>` ({_HOW})"
@@ -48,4 +53,4 @@ class Authenticator:
         if found is None or not matches(key, found[1]):
             return "unknown API key"
         refusal = found[0].refusal(datetime.now(UTC))
-        return refusal or found[0]
+        return refusal or Caller(found[0].name, found[0].role)

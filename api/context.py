@@ -10,7 +10,7 @@ import asyncpg
 from api.loaders import Loaders
 from api.score_loaders import ScoreLoaders
 from cdm.settings import Settings
-from domain.api_keys import ApiKey
+from domain.access import Caller
 from domain.predictions import ModelUnavailable
 from ml.serving.scoring import Scorer
 from sql.executor import Database
@@ -38,7 +38,7 @@ class Context:
         pool: asyncpg.Pool,
         settings: Settings,
         scorer: Scorer | None = None,
-        caller: ApiKey | None = None,
+        caller: Caller | None = None,
     ) -> Context:
         """A fresh context (new loaders, new statement count) for one request by ``caller``."""
         db = Database(pool)
@@ -46,7 +46,7 @@ class Context:
         products = ProductRepository(db)
         context = cls(settings, db, customers, products, Loaders(customers, products), scorer)
         if caller is not None:
-            context.actor = f"key:{caller.name}"
+            context.actor = caller.actor
         return context
 
     def scores(self, as_of: datetime | None = None) -> ScoreLoaders:

@@ -96,7 +96,7 @@ class GraphQLEndpoint:
     def __init__(
         self, schema: strawberry.Schema, *, graphiql: bool, compiled: bool = True,
         cache_size: int = 512, limits: QueryLimits | None = None,
-        max_body_bytes: int = 1_000_000,
+        max_body_bytes: int = 1_000_000, authenticator: Authenticator | None = None,
     ) -> None:  # fmt: skip
         self._schema = schema._schema  # the graphql-core schema strawberry built
         self._graphiql = graphiql
@@ -104,7 +104,7 @@ class GraphQLEndpoint:
         self._limits = limits or QueryLimits()
         self._max_body = max_body_bytes
         self._prepare = lru_cache(maxsize=cache_size)(self._parse_and_validate)
-        self._authenticator = Authenticator()
+        self._authenticator = authenticator or Authenticator()
 
     def _parse_and_validate(self, query: str) -> PreparedDocument:
         try:

@@ -9,6 +9,7 @@ The API applies it to a whole operation before running it (refusals) and to the 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -18,6 +19,20 @@ class Role(StrEnum):
     APP = "app"  # the frontend: reads and writes customer data, personal data included
     PERSONALIZATION = "personalization"  # scores and recommendations by id, no personal data
     DATA_SCIENTIST = "data_scientist"  # reads, models and features; personal data masked
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who makes a request: a name for the records and the role that decides what they see."""
+
+    name: str
+    role: Role
+    via: str = "key"  # how they proved it: an API key ("key") or an OpenID Connect token ("oidc")
+
+    @property
+    def actor(self) -> str:
+        """How audit entries and merge history name them, e.g. ``key:crm-frontend``."""
+        return f"{self.via}:{self.name}"
 
 
 class Access(StrEnum):
