@@ -13,9 +13,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from api.audit import AuditWriter
 from api.auth import Authenticator
 from api.graphql_http import GraphQLEndpoint
 from api.limits import QueryLimits
+from api.rate_limit import RateLimiter
 from api.schema import schema
 from cdm.scoring import build_scorer
 from cdm.settings import Settings, load_settings
@@ -117,16 +119,19 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
                 )
             app.state.pool = pool
             app.state.settings = settings
+            app.state.audit = audit = AuditWriter(pool, settings.audit_flush_seconds)
             app.state.scorer = scorer = build_scorer(settings)
             await scorer.store.refresh(settings.model_load_timeout_seconds)
             refresher = _start_refreshing(scorer.store, settings.model_refresh_seconds)
             _tune_garbage_collector()
+            audit.start()
             try:
                 yield
             finally:
                 if refresher is not None:
                     refresher.cancel()
                 scorer.store.close()
+                await audit.close()
         finally:
             await pool.close()
 
@@ -137,6 +142,8 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
     endpoint = GraphQLEndpoint(
         schema, graphiql=settings.serve_graphiql, compiled=settings.compiled_queries, limits=limits,
         max_body_bytes=settings.max_body_bytes, authenticator=Authenticator(settings),
+        rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+        max_cost=settings.query_max_cost, production=settings.production,
     )  # fmt: skip
     return Starlette(
         routes=[

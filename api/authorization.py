@@ -36,10 +36,12 @@ MaskTree = dict[str, Union["MaskTree", MaskKind]]
 
 @dataclass(frozen=True, slots=True)
 class Authorization:
-    """What a role may not select in an operation, and what it sees masked."""
+    """What a role may not select in an operation, what it sees masked, and which personal
+    fields it reads unmasked (those reads are audited)."""
 
     denied: tuple[str, ...]  # schema coordinates, in selection order
     masks: MaskTree
+    reads: tuple[str, ...] = ()  # personal fields answered in clear
 
     def refusal(self, role: Role) -> str | None:
         if not self.denied:
@@ -65,8 +67,9 @@ def authorize(
     }[operation.operation]
     assert root is not None  # validation accepted the operation
     denied: list[str] = []
-    masks = _walk(schema, root, operation.selection_set, fragments, role, denied, set())
-    return Authorization(tuple(dict.fromkeys(denied)), masks)
+    reads: list[str] = []
+    masks = _walk(schema, root, operation.selection_set, fragments, role, denied, reads, set())
+    return Authorization(tuple(dict.fromkeys(denied)), masks, tuple(dict.fromkeys(reads)))
 
 
 def _walk(
@@ -76,6 +79,7 @@ def _walk(
     fragments: dict[str, FragmentDefinitionNode],
     role: Role,
     denied: list[str],
+    reads: list[str],
     visiting: set[str],
 ) -> MaskTree:
     tree: MaskTree = {}
@@ -91,10 +95,12 @@ def _walk(
                 denied.append(coordinate)
             elif verdict is Access.MASK:
                 tree[key] = PERSONAL_FIELDS[coordinate]
+            elif coordinate in PERSONAL_FIELDS:
+                reads.append(coordinate)
             elif selection.selection_set is not None:
                 inner = get_named_type(parent.fields[name].type)
                 sub = _walk(schema, inner, selection.selection_set, fragments, role, denied,
-                            visiting)  # fmt: skip
+                            reads, visiting)  # fmt: skip
                 if sub:
                     _merge(tree, key, sub)
             continue
@@ -110,7 +116,7 @@ def _walk(
             condition, selections = selection.type_condition, selection.selection_set
         target = schema.get_type(condition.name.value) if condition is not None else parent
         assert target is not None
-        for key, sub in _walk(schema, target, selections, fragments, role, denied,
+        for key, sub in _walk(schema, target, selections, fragments, role, denied, reads,
                               visiting).items():  # fmt: skip
             _merge(tree, key, sub)
     return tree

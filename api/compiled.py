@@ -397,12 +397,13 @@ class CompiledQuery:
         self.plans = _Compiler(schema, document).object_plans(query_type, operation.selection_set)
 
     async def execute(
-        self, context: Any, variables: dict[str, Any] | None
+        self, context: Any, variables: dict[str, Any] | None, *, hide_suggestions: bool = False
     ) -> dict[str, Any] | list | None:
         """The `data` of the response; a list of request errors; or None to fall back."""
         ex = Executor.build(
-            self.schema, self.document, None, context, variables, self.operation_name
-        )
+            self.schema, self.document, None, context, variables, self.operation_name,
+            hide_suggestions=hide_suggestions,
+        )  # fmt: skip
         if isinstance(ex, list):
             return ex
         pending: list[_Pending] = []

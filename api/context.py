@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -18,6 +19,19 @@ from sql.repositories import CustomerRepository, ProductRepository
 
 
 @dataclass(slots=True)
+class WriteScope:
+    """The transaction a mutation writes in, and whom its writes concern (for the audit)."""
+
+    conn: asyncpg.Connection
+    customer_ids: set[int] = field(default_factory=set)
+    details: dict[str, object] = field(default_factory=dict)
+
+    def touched(self, ids: Iterable[int]) -> None:
+        """Record that the mutation wrote data of these customers."""
+        self.customer_ids.update(ids)
+
+
+@dataclass(slots=True)
 class Context:
     """What a resolver may use while serving one request."""
 
@@ -27,8 +41,11 @@ class Context:
     products: ProductRepository
     loaders: Loaders
     scorer: Scorer | None = None
-    # Who is acting, as recorded in merge history: the API key's name.
+    caller: Caller | None = None
+    # Who is acting, as recorded in merge history and the audit log, e.g. `key:crm`.
     actor: str = "api"
+    request_id: str | None = None
+    write_scope: WriteScope | None = None
     extensions: dict[str, object] = field(default_factory=dict)
     _scores: dict[datetime | None, ScoreLoaders] = field(default_factory=dict)
 
@@ -39,15 +56,24 @@ class Context:
         settings: Settings,
         scorer: Scorer | None = None,
         caller: Caller | None = None,
+        request_id: str | None = None,
     ) -> Context:
         """A fresh context (new loaders, new statement count) for one request by ``caller``."""
         db = Database(pool)
         customers = CustomerRepository(db)
         products = ProductRepository(db)
         context = cls(settings, db, customers, products, Loaders(customers, products), scorer)
+        context.request_id = request_id
         if caller is not None:
+            context.caller = caller
             context.actor = caller.actor
         return context
+
+    def writing(self) -> WriteScope:
+        """The mutation's transaction (mutations run under ``api.audit.Audited``)."""
+        if self.write_scope is None:
+            raise RuntimeError("a mutation resolver ran outside api.audit.Audited")
+        return self.write_scope
 
     def scores(self, as_of: datetime | None = None) -> ScoreLoaders:
         """The request's score loaders as of ``as_of`` (None: now), made on first use: the

@@ -33,7 +33,17 @@ _UNAVAILABLE_MESSAGE = "The database is unavailable; retry shortly."
 
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database could not be reached (retrying may succeed)."""
-    return isinstance(exc, _UNAVAILABLE)
+    return isinstance(exc, _UNAVAILABLE) or _connection_left_busy(exc)
+
+
+def _connection_left_busy(exc: BaseException) -> bool:
+    """A pooled connection the server was dropping: a shutting-down server sends each idle
+    connection a FATAL error before closing it, and a request that draws the connection in
+    between has its first statement refused with this error. asyncpg aborts the connection
+    then, so a retry gets a fresh one. Other client errors stay ours (500)."""
+    return isinstance(exc, asyncpg.exceptions.InternalClientError) and str(exc).startswith(
+        "cannot switch to state"
+    )
 
 
 def unavailable(exc: BaseException) -> dict[str, Any]:
@@ -66,7 +76,7 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
         if original.field:
             extensions["field"] = original.field
         entry["extensions"] = extensions
-    elif isinstance(original, _UNAVAILABLE):
+    elif is_unavailable(original):
         (only,) = unavailable(original)["errors"]
         entry.update(only)
     else:

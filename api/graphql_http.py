@@ -9,6 +9,9 @@ schema, and encodes with orjson. Media types and status codes follow the spec:
 
 from __future__ import annotations
 
+import math
+import re
+import uuid
 from functools import lru_cache
 from inspect import isawaitable
 from typing import Any
@@ -17,6 +20,8 @@ import orjson
 import strawberry
 from graphql import (
     DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
     GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
@@ -24,8 +29,10 @@ from graphql import (
     execute,
     get_operation_ast,
     parse,
+    specified_rules,
     validate,
 )
+from graphql.validation import NoSchemaIntrospectionCustomRule
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
@@ -34,9 +41,12 @@ from api.auth import Authenticator
 from api.authorization import Authorization, apply_masks, authorize
 from api.compiled import CompiledQuery, compile_query
 from api.context import Context
+from api.cost import over_budget, query_cost
 from api.errors import format_error, internal_error, is_unavailable, request_error, unavailable
 from api.limits import QueryLimits, check_shape
+from api.rate_limit import RateLimiter
 from domain.access import Role
+from domain.audit import AuditEntry, AuditKind
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -57,14 +67,48 @@ def negotiate(accept: str | None) -> str | None:
     return None
 
 
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def _request_id(header: str | None) -> str:
+    """The client's X-Request-Id when it is a sane token, else a new one."""
+    if header and _REQUEST_ID.match(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def _audit_reads(
+    state: Any, context: Context, operation: OperationDefinitionNode, authorization: Authorization
+) -> None:
+    """Queue an audit entry when the response carries personal data in clear."""
+    if not authorization.reads or not context.db.customers_read:
+        return
+    roots = [s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)]
+    state.audit.add(
+        AuditEntry(
+            actor=context.actor,
+            role=context.caller.role.value if context.caller else "admin",
+            kind=AuditKind.READ,
+            operation=",".join(dict.fromkeys(roots)) or "query",
+            customer_ids=AuditEntry.ids(context.db.customers_read),
+            request_id=context.request_id,
+            details={"fields": list(authorization.reads)},
+        )
+    )
+
+
 class PreparedDocument:
     """A parsed and validated document, and its compiled operations (made on first use)."""
 
-    __slots__ = ("_authorized", "_compiled", "document", "errors")
+    __slots__ = ("_authorized", "_compiled", "document", "errors", "fragments")
 
     def __init__(self, document: DocumentNode | None, errors: list[GraphQLError]) -> None:
         self.document = document
         self.errors = errors
+        self.fragments = {
+            d.name.value: d for d in (document.definitions if document else ())
+            if isinstance(d, FragmentDefinitionNode)
+        }  # fmt: skip
         self._compiled: dict[str | None, CompiledQuery | None] = {}
         self._authorized: dict[tuple[str | None, Role], Authorization] = {}
 
@@ -97,6 +141,7 @@ class GraphQLEndpoint:
         self, schema: strawberry.Schema, *, graphiql: bool, compiled: bool = True,
         cache_size: int = 512, limits: QueryLimits | None = None,
         max_body_bytes: int = 1_000_000, authenticator: Authenticator | None = None,
+        rate_limiter: RateLimiter | None = None, max_cost: int = 50_000, production: bool = False,
     ) -> None:  # fmt: skip
         self._schema = schema._schema  # the graphql-core schema strawberry built
         self._graphiql = graphiql
@@ -105,6 +150,11 @@ class GraphQLEndpoint:
         self._max_body = max_body_bytes
         self._prepare = lru_cache(maxsize=cache_size)(self._parse_and_validate)
         self._authenticator = authenticator or Authenticator()
+        self._rate = rate_limiter or RateLimiter(0, 1)
+        self._max_cost = max_cost
+        # Production: no introspection, and no "did you mean" hints that map the schema.
+        self._production = production
+        self._rules = (*specified_rules, NoSchemaIntrospectionCustomRule) if production else None
 
     def _parse_and_validate(self, query: str) -> PreparedDocument:
         try:
@@ -114,7 +164,8 @@ class GraphQLEndpoint:
         too_complex = check_shape(document, self._limits)  # before validation's own costs
         if too_complex:
             return PreparedDocument(None, too_complex)
-        return PreparedDocument(document, validate(self._schema, document))
+        errors = validate(self._schema, document, self._rules, hide_suggestions=self._production)
+        return PreparedDocument(document, errors)
 
     def _reply(
         self, body: dict[str, Any], media: str, status: int = 200, headers: dict | None = None
@@ -142,6 +193,12 @@ class GraphQLEndpoint:
             return self._reply(internal_error(exc), media, 500)
 
     async def _handle(self, request: Request) -> Response:
+        request_id = _request_id(request.headers.get("x-request-id"))
+        response = await self._serve(request, request_id)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    async def _serve(self, request: Request, request_id: str) -> Response:
         accept = request.headers.get("accept")
         if (
             request.method == "GET"
@@ -167,6 +224,16 @@ class GraphQLEndpoint:
                 request_error(caller, "UNAUTHENTICATED"), media, 401,
                 {"WWW-Authenticate": 'Bearer realm="cdm"'},
             )  # fmt: skip
+        wait = self._rate.retry_after(caller.actor)
+        if wait is not None:
+            seconds = max(1, math.ceil(wait))
+            message = (
+                f"too many requests with this key: at most {self._rate.per_second:g} per second "
+                f"(bursts of {self._rate.burst}); retry in {seconds} s"
+            )
+            return self._reply(
+                request_error(message, "RATE_LIMITED"), media, 429, {"Retry-After": str(seconds)}
+            )
         params = await self._params(request, media)
         if isinstance(params, Response):
             return params
@@ -197,11 +264,19 @@ class GraphQLEndpoint:
             status = 403 if media == GRAPHQL_RESPONSE else 200
             return self._reply(request_error(refusal, "FORBIDDEN"), media, status)
 
+        too_costly = over_budget(
+            query_cost(self._schema, prepared.fragments, operation, variables), self._max_cost
+        )
+        if too_costly is not None:
+            return self._reply({"errors": [format_error(too_costly)]}, media, request_status)
+
         headers = {}
         compiled = prepared.compiled(self._schema, operation) if self._compiled else None
         if compiled is not None:
-            context = Context.for_request(state.pool, state.settings, state.scorer, caller)
-            outcome = await compiled.execute(context, variables)
+            context = Context.for_request(
+                state.pool, state.settings, state.scorer, caller, request_id
+            )
+            outcome = await compiled.execute(context, variables, hide_suggestions=self._production)
             if isinstance(outcome, list):  # variables that do not fit the operation
                 body = {"errors": [format_error(e) for e in outcome]}
                 return self._reply(body, media, request_status)
@@ -210,12 +285,13 @@ class GraphQLEndpoint:
                     apply_masks(outcome, authorization.masks)
                 if state.settings.expose_statement_count:
                     headers["X-SQL-Statements"] = str(context.db.statements)
+                _audit_reads(state, context, operation, authorization)
                 return self._reply({"data": outcome}, media, 200, headers)
         # Not compiled, or something went wrong: graphql-core runs it (again) from scratch.
-        context = Context.for_request(state.pool, state.settings, state.scorer, caller)
+        context = Context.for_request(state.pool, state.settings, state.scorer, caller, request_id)
         result = execute(
-            self._schema, document, context_value=context,
-            variable_values=variables, operation_name=operation_name,
+            self._schema, document, context_value=context, variable_values=variables,
+            operation_name=operation_name, hide_suggestions=self._production,
         )  # fmt: skip
         if isawaitable(result):
             result = await result
@@ -233,6 +309,8 @@ class GraphQLEndpoint:
             if authorization.masks and result.data is not None:
                 apply_masks(result.data, authorization.masks)
             body["data"] = result.data
+            if result.data is not None:
+                _audit_reads(state, context, operation, authorization)
         if state.settings.expose_statement_count:
             headers["X-SQL-Statements"] = str(context.db.statements)
         return self._reply(body, media, status, headers)

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.oidc import parse_role_map
 from domain.predictions import RiskBands
 from domain.survivorship import Policy, Rule
 from ml.registry import default_tracking_uri
@@ -70,10 +71,10 @@ class Settings(BaseSettings):
         default=20.0, ge=0, description="How long SIGTERM lets in-flight requests finish."
     )
     rate_limit_per_second: float = Field(
-        default=100.0, ge=0, description="Requests per second each API key may make (0: no limit)."
+        default=1000.0, ge=0, description="Requests per second each API key may make (0: no limit)."
     )
     rate_limit_burst: int = Field(
-        default=200, ge=1, description="Requests a key may make at once before the rate applies."
+        default=2000, ge=1, description="Requests a key may make at once before the rate applies."
     )
     query_max_cost: int = Field(
         default=50_000, ge=1,
@@ -168,6 +169,12 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("oidc_role_map")
+    @classmethod
+    def _role_map(cls, value: str) -> str:
+        parse_role_map(value)  # refuses unknown roles and malformed entries, saying which
+        return value
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -190,7 +197,7 @@ class Settings(BaseSettings):
     @property
     def production(self) -> bool:
         """Whether developer conveniences are off."""
-        return self.mode is Mode.PRODUCTION
+        return self.mode == Mode.PRODUCTION
 
     @property
     def serve_graphiql(self) -> bool:

@@ -79,8 +79,12 @@ _PERSONALIZATION_FIELDS = frozenset(
     {
         "Query.scores", "Query.models", "Customer.id", "Customer.churnRisk",
         "Customer.nextPurchase", "Customer.recommendations", "Customer.storedScores",
+        "Customer.scoresWithheld",
     }
 )  # fmt: skip
+
+# Fields for admins alone: the audit log and data-subject rights.
+ADMIN_ONLY = frozenset({"Query.auditLog", "Query.exportCustomerData", "Mutation.eraseCustomer"})
 
 # Mutations each role may call (admin: all).
 _MUTATIONS: dict[Role, frozenset[str]] = {
@@ -108,6 +112,8 @@ def access(role: Role, coordinate: str) -> Access:
         return Access.ALLOW  # introspection and __typename
     if role is Role.ADMIN:
         return Access.ALLOW
+    if coordinate in ADMIN_ONLY:
+        return Access.DENY
     if type_name == "Mutation":
         return Access.ALLOW if field in _MUTATIONS[role] else Access.DENY
     if role is Role.PERSONALIZATION:

@@ -47,6 +47,8 @@ class ImportOptions:
     mapping: Mapping[str, str] | None = None
     create_missing_customers: bool = False
     policy: Policy = field(default_factory=Policy)
+    # Let records bring back identities of an erased person (they came back as a new customer).
+    resume_erased: bool = False
     chunk_size: int = 10_000
 
 
@@ -88,7 +90,9 @@ async def write_records(
     if not lines:
         return imports.WriteResult()
     if options.entity == "customers":
-        return await imports.write_customers(conn, lines, options.policy)
+        return await imports.write_customers(
+            conn, lines, options.policy, resume_erased=options.resume_erased
+        )
     if options.entity == "products":
         return await imports.write_products(conn, lines)
     writer = {

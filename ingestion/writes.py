@@ -32,10 +32,14 @@ class BatchOutcome:
 
 
 async def write_batch(
-    pool: asyncpg.Pool, options: ImportOptions, items: Sequence[Mapping[str, Any]], *,
+    conn: asyncpg.Connection, options: ImportOptions, items: Sequence[Mapping[str, Any]], *,
     partial: bool = False,
 ) -> BatchOutcome:  # fmt: skip
-    """Validate and write `items` (see the module docstring)."""
+    """Validate and write `items` (see the module docstring) on ``conn``.
+
+    The batch gets its own transaction, or a savepoint when the caller holds one (the API's
+    mutations do: their audit entry commits with the batch).
+    """
     if not items:
         return BatchOutcome(written=False, errors={0: [FieldError("items", "empty", "no items")]})
     if len(items) > MAX_BATCH:
@@ -45,20 +49,19 @@ async def write_batch(
     errors = {index: problems for index, problems, _ in bad}
     if errors and not partial:
         return BatchOutcome(written=False, errors=errors)
-    async with pool.acquire() as conn:
-        transaction = conn.transaction()
-        await transaction.start()
-        try:
-            result = await write_records(conn, options, good)
-            for index, problem in result.rejected.items():
-                errors.setdefault(index, []).append(problem)
-            if result.rejected and not partial:
-                await transaction.rollback()
-                return BatchOutcome(written=False, errors=errors)
-        except BaseException:
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        result = await write_records(conn, options, good)
+        for index, problem in result.rejected.items():
+            errors.setdefault(index, []).append(problem)
+        if result.rejected and not partial:
             await transaction.rollback()
-            raise
-        await transaction.commit()
+            return BatchOutcome(written=False, errors=errors)
+    except BaseException:
+        await transaction.rollback()
+        raise
+    await transaction.commit()
     return BatchOutcome(
         written=True, inserted=result.inserted, updated=result.updated,
         unchanged=result.unchanged, errors=errors, customer_ids=result.customer_ids,

@@ -42,6 +42,7 @@ class _Builder:
 
 
 def _where(flt: CustomerFilter, b: _Builder) -> None:
+    b.conditions.append("c.erased_at IS NULL")  # tombstones of erased people are not listed
     if flt.country is not None:
         b.conditions.append(f"c.country = {b.bind(flt.normalized_country)}")
     if flt.created_after is not None:

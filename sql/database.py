@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
+from asyncpg.pool import PoolAcquireContext
 
 from sql.embedded import ensure_database, start_embedded_server
 
 # Sessions run in UTC so timestamps reach us, and are compared, as UTC.
 _SESSION = {"timezone": "UTC", "application_name": "cdm"}
+_log = logging.getLogger(__name__)
 
 
 async def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
@@ -39,23 +44,74 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
     """
 
 
+class BoundedPool(asyncpg.Pool):
+    """A pool where waiting is bounded by default: acquiring and closing.
+
+    ``acquire()`` (which asyncpg's own ``fetch``/``fetchval``/``execute`` call internally)
+    waits at most ``acquire_timeout`` for a free connection, connecting included, then raises
+    ``TimeoutError``: a request never queues forever behind a busy pool or an unreachable
+    server. ``close()`` waits at most ``close_timeout`` for connections to come back, then
+    terminates them, so shutdown cannot hang on a connection that is never released.
+    """
+
+    __slots__ = ("_acquire_timeout", "_close_timeout")
+
+    def __init__(
+        self, *args: Any, acquire_timeout: float | None, close_timeout: float | None,
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(*args, **kwargs)
+        self._acquire_timeout = acquire_timeout
+        self._close_timeout = close_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
+        """A connection within ``timeout`` (default: the pool's acquire timeout)."""
+        return super().acquire(timeout=self._acquire_timeout if timeout is None else timeout)
+
+    async def close(self) -> None:
+        """Close gracefully within the close timeout, else terminate what is left."""
+        if self._close_timeout is None:
+            await super().close()
+            return
+        try:
+            await asyncio.wait_for(super().close(), self._close_timeout)
+        except TimeoutError:  # asyncpg terminated the connections when it was cancelled
+            _log.warning(
+                "pool did not close within %.1f s; its connections were terminated",
+                self._close_timeout,
+            )
+
+
 async def create_pool(
-    url: str, *, min_size: int = 2, max_size: int = 10, statement_timeout_ms: int = 15_000
-) -> asyncpg.Pool:
+    url: str, *, min_size: int = 2, max_size: int = 10, statement_timeout_ms: int = 15_000,
+    acquire_timeout: float | None = None, close_timeout: float | None = 5.0,
+) -> BoundedPool:  # fmt: skip
     """A pool whose sessions run in UTC, with jsonb mapped to Python values.
 
     Statements are bounded by the server (statement_timeout) rather than by a client-side
     timer per call, which costs a timer per statement and leaves the statement running.
+    Waiting for a connection is bounded by ``acquire_timeout`` (None: unbounded) and closing
+    by ``close_timeout``; see ``BoundedPool``. Connections the server dropped (a restart) are
+    discarded and replaced by asyncpg on their next use, so the pool recovers by itself.
     """
-    return await asyncpg.create_pool(
+    pool = BoundedPool(
         url,
+        acquire_timeout=acquire_timeout,
+        close_timeout=close_timeout,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
         init=_init_connection,
         reset=_keep_session,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         server_settings={**_SESSION, "statement_timeout": str(statement_timeout_ms)},
         command_timeout=None,
     )
+    await pool
+    return pool
 
 
 async def connect(url: str) -> asyncpg.Connection:

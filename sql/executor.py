@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import asyncpg
 
@@ -10,30 +10,50 @@ from sql.queries import query
 
 
 class Database:
-    """A pool plus a statement counter; cheap to create per request."""
+    """A pool plus a statement counter; cheap to create per request.
 
-    __slots__ = ("pool", "statements")
+    While a mutation runs, statements go to its transaction's connection instead (see
+    :meth:`bind`), so what it reads back includes what it has just written. It also notes
+    which customers' records were read (:attr:`customers_read`), for the audit of reads of
+    personal data.
+    """
+
+    __slots__ = ("_conn", "customers_read", "pool", "statements")
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
         self.statements = 0
+        self.customers_read: set[int] = set()
+        self._conn: asyncpg.Connection | None = None
+
+    def bind(self, conn: asyncpg.Connection | None) -> None:
+        """Run statements on ``conn`` (a mutation's transaction) until bound to None."""
+        self._conn = conn
+
+    @property
+    def _target(self) -> asyncpg.Pool | asyncpg.Connection:
+        return self._conn if self._conn is not None else self.pool
+
+    def read_customers(self, ids: Iterable[int]) -> None:
+        """Note that these customers' records were read."""
+        self.customers_read.update(ids)
 
     async def fetch(self, name: str, *args: object) -> list[asyncpg.Record]:
         """Rows of the named statement."""
         self.statements += 1
-        return await self.pool.fetch(query(name), *args)
+        return await self._target.fetch(query(name), *args)
 
     async def fetchval(self, name: str, *args: object) -> object:
         """First column of the first row of the named statement."""
         self.statements += 1
-        return await self.pool.fetchval(query(name), *args)
+        return await self._target.fetchval(query(name), *args)
 
     async def fetch_composed(self, sql: str, args: Sequence[object]) -> list[asyncpg.Record]:
         """Rows of a statement composed from fixed fragments in ``sql/`` (never from input)."""
         self.statements += 1
-        return await self.pool.fetch(sql, *args)
+        return await self._target.fetch(sql, *args)
 
     async def fetchval_composed(self, sql: str, args: Sequence[object]) -> object:
         """First value of a statement composed from fixed fragments in ``sql/``."""
         self.statements += 1
-        return await self.pool.fetchval(sql, *args)
+        return await self._target.fetchval(sql, *args)

@@ -170,6 +170,10 @@ async def unmerge_customers(
             return Refused(
                 (FieldError("mergeId", "unknown_merge", f"no merge with id {merge_id}"),)
             )
+        if merge["erased"]:
+            return Conflicted(
+                "erased", "the person this merge concerns was erased; it cannot be undone"
+            )
         survivor = merge["survivor_id"]
         await conn.fetch(query("unmerge_lock_survivor"), survivor)
         found = await conn.fetchrow(query("unmerge_state"), merge_id)

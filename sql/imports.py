@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from domain.erasure import suppressed_message
 from domain.records import (
     ConsentRecord,
     CustomerRecord,
@@ -37,7 +38,7 @@ class WriteResult:
     updated: int = 0
     unchanged: int = 0
     rejected: dict[int, FieldError] = field(default_factory=dict)
-    # For customers: the customer each accepted line was matched to or created as.
+    # The customer each accepted line was matched to or created as (belongs to).
     customer_ids: dict[int, int] = field(default_factory=dict)
 
 
@@ -56,10 +57,14 @@ async def _stage_refs(
     )
     await conn.execute(query("stage_refs_by_external_id"))
     await conn.execute(query("stage_refs_follow_aliases"))
+    await conn.execute(query("stage_refs_live"))
     if create_missing:
         await conn.execute(query("stage_refs_create_missing"))
-    for row in await conn.fetch(query("stage_refs_unresolved")):
-        result.rejected[row["line"]] = FieldError(row["field"], "unknown_customer", row["message"])
+    for row in await conn.fetch(query("stage_refs_resolved")):
+        if row["customer_id"] is None:
+            result.rejected[row["line"]] = FieldError(row["field"], row["code"], row["message"])
+        else:
+            result.customer_ids[row["line"]] = row["customer_id"]
 
 
 async def _drop_problems(conn: asyncpg.Connection, entity: str, result: WriteResult) -> None:
@@ -219,9 +224,43 @@ def _keys(record: CustomerRecord) -> list[tuple[str, str]]:
     return keys
 
 
+_KIND_NAMES = {"x": "external_id", "e": "email", "p": "phone"}
+
+
+async def _without_erased(
+    conn: asyncpg.Connection, lines: Sequence[tuple[int, CustomerRecord]], result: WriteResult,
+    resume_erased: bool,
+) -> Sequence[tuple[int, CustomerRecord]]:  # fmt: skip
+    """The lines that bring no identity of an erased person (the others are refused), or,
+    with ``resume_erased``, all of them, their identities no longer suppressed."""
+    if not await conn.fetchval(query("gdpr_suppressed_any")):
+        return lines
+    source = lines[0][1].source
+    keys = [(_KIND_NAMES[kind], value) for _, record in lines for kind, value in _keys(record)]
+    kinds, values = [k for k, _ in keys], [v for _, v in keys]
+    if resume_erased:
+        await conn.execute(query("gdpr_unsuppress"), source, kinds, values)
+        return lines
+    rows = await conn.fetch(query("gdpr_suppressed_keys"), source, kinds, values)
+    erased = {(r["kind"], r["value"]): r["erased_at"] for r in rows}
+    kept = []
+    for line, record in lines:
+        hit = next(
+            ((_KIND_NAMES[k], v) for k, v in _keys(record) if (_KIND_NAMES[k], v) in erased),
+            None,
+        )
+        if hit is None:
+            kept.append((line, record))
+        else:
+            message = suppressed_message(hit[0], erased[hit])
+            result.rejected[line] = FieldError(hit[0], "erased_person", message)
+    return kept
+
+
 async def write_customers(
-    conn: asyncpg.Connection, lines: Sequence[tuple[int, CustomerRecord]], policy: Policy
-) -> WriteResult:
+    conn: asyncpg.Connection, lines: Sequence[tuple[int, CustomerRecord]], policy: Policy,
+    *, resume_erased: bool = False,
+) -> WriteResult:  # fmt: skip
     """Match each record to a customer by a shared identity, or create one; apply the
     survivorship policy field by field; record the identities each record brings.
 
@@ -229,6 +268,8 @@ async def write_customers(
     the chunk that share any identity are the same person, applied oldest observation first.
     """
     result = WriteResult()
+    if lines:
+        lines = await _without_erased(conn, lines, result, resume_erased)
     if not lines:
         return result
     records = dict(lines)
@@ -303,8 +344,7 @@ async def write_customers(
             changed_any = changed_any or bool(changed)
             result.customer_ids[line] = customer_id
             for kind, value in _keys(record):
-                name = {"x": "external_id", "e": "email", "p": "phone"}[kind]
-                identities.append((customer_id, name, record.source, value))
+                identities.append((customer_id, _KIND_NAMES[kind], record.source, value))
         if is_new or changed_any:
             sources = orjson.dumps({f: o.to_json() for f, o in origins.items()}).decode()
             staged.append((

@@ -74,7 +74,9 @@ class CustomerRepository:
     async def by_ids(self, ids: Sequence[int]) -> dict[int, Customer]:
         """Customers by requested id: a merged id maps to its survivor; unknown ids are absent."""
         rows = await self.db.fetch("customers_by_ids", list(ids))
-        return {r["requested_id"]: _customer(r) for r in rows}
+        found = {r["requested_id"]: _customer(r) for r in rows}
+        self.db.read_customers(c.id for c in found.values())
+        return found
 
     async def ids_by_external_id(self, value: str, source: str | None) -> list[int]:
         """Customers known by this external id (from `source`, or from any source)."""
@@ -111,6 +113,7 @@ class CustomerRepository:
         sql, args = customer_page_statement(flt, order, request.after, request.first + 1)
         rows = await self.db.fetch_composed(sql, args)
         rows_on_page = rows[: request.first]
+        self.db.read_customers(r["id"] for r in rows_on_page)
         return Page(
             items=[_customer(r) for r in rows_on_page],
             keys=[(r["sort_value"], r["id"]) for r in rows_on_page],

@@ -7,6 +7,7 @@ from strawberry.tools import merge_types
 
 from api.schema.commerce import ProductQueries
 from api.schema.customers import CustomerQueries
+from api.schema.governance import GovernanceMutations, GovernanceQueries
 from api.schema.identity import IdentityMutations, IdentityQueries
 from api.schema.predictions import PredictionMutations, PredictionQueries
 from api.schema.quality import QualityQueries
@@ -14,8 +15,17 @@ from api.schema.writes import WriteMutations
 
 Query = merge_types(
     "Query",
-    (CustomerQueries, ProductQueries, IdentityQueries, QualityQueries, PredictionQueries),
+    (
+        CustomerQueries,
+        ProductQueries,
+        IdentityQueries,
+        QualityQueries,
+        PredictionQueries,
+        GovernanceQueries,
+    ),
 )
-Mutation = merge_types("Mutation", (WriteMutations, IdentityMutations, PredictionMutations))
+Mutation = merge_types(
+    "Mutation", (WriteMutations, IdentityMutations, PredictionMutations, GovernanceMutations)
+)
 
 schema = strawberry.Schema(query=Query, mutation=Mutation)

@@ -123,6 +123,11 @@ class CustomerType:
         resolver=predictions.stored_scores,
         description="Scores of the latest `cdm score --all` run (null if never scored).",
     )
+    scores_withheld: str | None = strawberry.field(
+        resolver=predictions.scores_withheld,
+        description="Why the predictions above are null for you: machine clients get them only "
+        "for customers who consented to personalization or profiling. Null when served.",
+    )
 
     @strawberry.field(description="Which source gave each profile field its value, and when.")
     def field_sources(self) -> list[FieldSourceType]:

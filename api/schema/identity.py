@@ -11,6 +11,7 @@ from typing import Annotated
 
 import strawberry
 
+from api.schema.audited import mutation
 from api.schema.common import GraphQLInfo
 from api.schema.customers import CustomerType
 from api.schema.errors import Conflict, ValidationFailed
@@ -301,7 +302,7 @@ class IdentityQueries:
 
 @strawberry.type
 class IdentityMutations:
-    @strawberry.mutation(
+    @mutation(
         description="Fold `mergedIds` into `survivorId` in one transaction: rows move, profile "
         "fields follow the survivorship policy, merged ids keep resolving to the survivor. "
         "`dryRun` returns the plan and writes nothing."
@@ -317,10 +318,12 @@ class IdentityMutations:
         if request is None:
             return ValidationFailed.of(errors)
         context = info.context
+        scope = context.writing()
+        scope.touched(request.all_ids)
+        scope.details["dryRun"] = dry_run
         outcome = await store.merge_customers(
-            context.db.pool, request, context.settings.survivorship, context.actor,
-            dry_run=dry_run,
-        )  # fmt: skip
+            scope.conn, request, context.settings.survivorship, context.actor, dry_run=dry_run
+        )
         if isinstance(outcome, Refused):
             return ValidationFailed.of(outcome.errors)
         if isinstance(outcome, Merged):
@@ -330,7 +333,7 @@ class IdentityMutations:
             )  # fmt: skip
         return MergePlanType.from_domain(outcome)
 
-    @strawberry.mutation(
+    @mutation(
         description="Undo a merge exactly (customers, rows, aliases and the survivor's profile "
         "as they were), or a Conflict when that is no longer possible."
     )
@@ -339,12 +342,14 @@ class IdentityMutations:
             pk = parse_id(merge_id, field="mergeId")
         except InvalidId as exc:
             return ValidationFailed.of([FieldError("mergeId", "invalid_id", exc.message)])
-        outcome = await store.unmerge_customers(info.context.db.pool, pk, info.context.actor)
+        scope = info.context.writing()
+        outcome = await store.unmerge_customers(scope.conn, pk, info.context.actor)
         if isinstance(outcome, Refused):
             return ValidationFailed.of(outcome.errors)
         if isinstance(outcome, Conflicted):
             return Conflict(code=outcome.code, message=outcome.message)
         assert isinstance(outcome, Unmerged)
+        scope.touched((outcome.survivor_id, *outcome.restored_ids))
         return UnmergeDoneType(
             merge_id=_id(outcome.merge_id), restored_ids=[_id(i) for i in outcome.restored_ids],
             survivor_pk=outcome.survivor_id, restored_pks=outcome.restored_ids,

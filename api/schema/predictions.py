@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
+from api.schema.audited import mutation
 from api.schema.commerce import ProductType
 from api.schema.common import GraphQLInfo, selects
 from domain import predictions
+from domain.access import Role
+from domain.consent import prediction_withheld
 from domain.errors import UserError
 from domain.ids import parse_id
 
@@ -167,9 +170,21 @@ def _scores(info: GraphQLInfo, as_of: datetime | None):  # noqa: ANN202 (ScoreLo
     return info.context.scores(as_of)
 
 
+async def scores_withheld(root: CustomerType, info: GraphQLInfo) -> str | None:
+    """Why this caller gets no predictions for this customer (machine clients need consent;
+    see ``domain.consent``), or None."""
+    caller = info.context.caller
+    if caller is None or caller.role is not Role.PERSONALIZATION:
+        return None
+    consents = await info.context.loaders.consents_by_customer.load(root.pk)
+    return prediction_withheld({c.purpose: c.granted for c in consents})
+
+
 async def churn_risk(
     root: CustomerType, info: GraphQLInfo, as_of: AsOf = None
 ) -> ChurnRiskType | None:
+    if await scores_withheld(root, info):
+        return None
     loaders = _scores(info, as_of)
     explain = selects(info, ("factors",), ("baseValue",))
     found = await (loaders.churn_explained if explain else loaders.churn).load(root.pk)
@@ -179,6 +194,8 @@ async def churn_risk(
 async def next_purchase(
     root: CustomerType, info: GraphQLInfo, as_of: AsOf = None
 ) -> NextPurchaseType | None:
+    if await scores_withheld(root, info):
+        return None
     found = await _scores(info, as_of).next_purchase.load(root.pk)
     return NextPurchaseType.from_domain(found) if found else None
 
@@ -192,6 +209,8 @@ async def recommendations(
 ) -> list[RecommendationType]:
     if not 1 <= first <= 20:
         raise UserError("first must be between 1 and 20", field="first")
+    if await scores_withheld(root, info):
+        return []
     found = await _scores(info, as_of).recommendations.load(root.pk)
     if found is None:
         return []
@@ -230,6 +249,8 @@ class StoredScoresType:
 
 
 async def stored_scores(root: CustomerType, info: GraphQLInfo) -> StoredScoresType | None:
+    if await scores_withheld(root, info):
+        return None
     found = await info.context.loaders.stored_scores_by_customer.load(root.pk)
     return StoredScoresType.from_domain(found) if found else None
 
@@ -309,7 +330,7 @@ class PredictionQueries:
 
 @strawberry.type
 class PredictionMutations:
-    @strawberry.mutation(
+    @mutation(
         description="Check the registry for new champion models now and load them (the server "
         "also checks every CDM_MODEL_REFRESH_SECONDS)."
     )

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.scalars import JSON
 
+from api.schema.audited import mutation
 from api.schema.common import GraphQLInfo
 from api.schema.customers import ConsentType, CustomerType
 from api.schema.errors import FieldErrorType, ValidationFailed
@@ -122,8 +123,9 @@ SetConsentResult = Annotated[ConsentType | ValidationFailed, strawberry.union("S
 
 
 def _options(
-    info: GraphQLInfo, entity: str, source: str, create_missing_customers: bool = False
-) -> ImportOptions:
+    info: GraphQLInfo, entity: str, source: str, create_missing_customers: bool = False,
+    resume_erased: bool = False,
+) -> ImportOptions:  # fmt: skip
     settings = info.context.settings
     return ImportOptions(
         entity=entity,
@@ -131,11 +133,23 @@ def _options(
         parse=ParseOptions(source=std.source(source), time=TimeRules(naive_zone=None)),
         create_missing_customers=create_missing_customers,
         policy=settings.survivorship,
+        resume_erased=resume_erased,
     )
 
 
 def _raw(item: object) -> dict[str, Any]:
     return {k: v for k, v in asdict(item).items() if v is not None}  # type: ignore[call-overload]
+
+
+async def _write(
+    info: GraphQLInfo, options: ImportOptions, items: list[dict[str, Any]], partial: bool = False
+) -> BatchOutcome:
+    """Write a batch in the mutation's transaction, noting whose data it touched."""
+    scope = info.context.writing()
+    outcome = await write_batch(scope.conn, options, items, partial=partial)
+    if outcome.written:
+        scope.touched(outcome.customer_ids.values())
+    return outcome
 
 
 def _batch_result(outcome: BatchOutcome, size: int) -> BatchWritten | ValidationFailed:
@@ -168,27 +182,30 @@ def _bad_source(source: str) -> ValidationFailed | None:
 
 @strawberry.type
 class WriteMutations:
-    @strawberry.mutation(
+    @mutation(
         description="Create or update a customer: matched by the source's external id, then "
         "e-mail, then phone; each field decided by the survivorship rule."
     )
     async def upsert_customer(
-        self, info: GraphQLInfo, source: str, input: CustomerInput
-    ) -> UpsertCustomerResult:
+        self, info: GraphQLInfo, source: str, input: CustomerInput,
+        resume_erased: Annotated[bool, strawberry.argument(
+            description="The person was erased and has come back as a new customer: accept "
+            "their identities again (otherwise refused with `erased_person`)."
+        )] = False,
+    ) -> UpsertCustomerResult:  # fmt: skip
         if problem := _bad_source(source):
             return problem
         raw = _raw(input)
         if "observed_at" in raw:
             raw["updated_at"] = raw.pop("observed_at")
-        outcome = await write_batch(
-            info.context.db.pool, _options(info, "customers", source), [raw]
-        )
+        options = _options(info, "customers", source, resume_erased=resume_erased)
+        outcome = await _write(info, options, [raw])
         if not outcome.written:
             return ValidationFailed.of(outcome.errors.get(0, []))
         customer = await info.context.customers.by_ids([outcome.customer_ids[0]])
         return CustomerType.from_domain(customer[outcome.customer_ids[0]])
 
-    @strawberry.mutation(description="Record purchase lines (idempotent by externalId).")
+    @mutation(description="Record purchase lines (idempotent by externalId).")
     async def record_purchases(
         self, info: GraphQLInfo, source: str, items: list[PurchaseInput],
         partial: bool = False, create_missing_customers: bool = False,
@@ -196,12 +213,10 @@ class WriteMutations:
         if problem := _bad_source(source):
             return problem
         options = _options(info, "purchases", source, create_missing_customers)
-        outcome = await write_batch(
-            info.context.db.pool, options, [_raw(i) for i in items], partial=partial
-        )
+        outcome = await _write(info, options, [_raw(i) for i in items], partial)
         return _batch_result(outcome, len(items))
 
-    @strawberry.mutation(description="Record interactions (idempotent by externalId).")
+    @mutation(description="Record interactions (idempotent by externalId).")
     async def record_interactions(
         self, info: GraphQLInfo, source: str, items: list[InteractionInput],
         partial: bool = False, create_missing_customers: bool = False,
@@ -209,20 +224,16 @@ class WriteMutations:
         if problem := _bad_source(source):
             return problem
         options = _options(info, "interactions", source, create_missing_customers)
-        outcome = await write_batch(
-            info.context.db.pool, options, [_raw(i) for i in items], partial=partial
-        )
+        outcome = await _write(info, options, [_raw(i) for i in items], partial)
         return _batch_result(outcome, len(items))
 
-    @strawberry.mutation(description="Record a consent decision (history is kept).")
+    @mutation(description="Record a consent decision (history is kept).")
     async def set_consent(
         self, info: GraphQLInfo, source: str, input: ConsentInput
     ) -> SetConsentResult:
         if problem := _bad_source(source):
             return problem
-        outcome = await write_batch(
-            info.context.db.pool, _options(info, "consents", source), [_raw(input)]
-        )
+        outcome = await _write(info, _options(info, "consents", source), [_raw(input)])
         if not outcome.written:
             return ValidationFailed.of(outcome.errors.get(0, []))
         raw = _raw(input)
@@ -240,15 +251,14 @@ class WriteMutations:
             recorded_at=current.recorded_at,
         )  # fmt: skip
 
-    @strawberry.mutation(description="Create or update products by SKU.")
+    @mutation(description="Create or update products by SKU.")
     async def upsert_products(
         self, info: GraphQLInfo, items: list[ProductInput], partial: bool = False,
         source: str = "api",
     ) -> BatchResult:  # fmt: skip
         if problem := _bad_source(source):
             return problem
-        outcome = await write_batch(
-            info.context.db.pool, _options(info, "products", source), [_raw(i) for i in items],
-            partial=partial,
-        )  # fmt: skip
+        outcome = await _write(
+            info, _options(info, "products", source), [_raw(i) for i in items], partial
+        )
         return _batch_result(outcome, len(items))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -15,6 +16,8 @@ from cdm.cli.errors import describe, fail
 from cdm.settings import Settings, load_settings
 from sql import migrate
 from sql.database import connect, resolve_database_url
+
+T = TypeVar("T")
 
 try:  # recent typer vendors click; its usage errors derive from TyperException
     from typer.exceptions import TyperException as _UsageError
@@ -76,3 +79,13 @@ def progress_bar() -> Progress:
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=console,
     )  # fmt: skip
+
+
+async def with_connection(action: Callable[..., Awaitable[T]], *args: object) -> T:
+    """Run ``action(conn, *args)`` on a connection to the configured, migrated database."""
+    url, _ = await migrated_database(settings_from_env())
+    conn = await connect(url)
+    try:
+        return await action(conn, *args)
+    finally:
+        await conn.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, TypeVar
 
@@ -10,12 +9,11 @@ import asyncpg
 import typer
 from rich.table import Table
 
-from cdm.cli.common import OneLineGroupErrors, console, migrated_database, settings_from_env
+from cdm.cli.common import OneLineGroupErrors, console, with_connection
 from cdm.cli.errors import fail, run
 from domain.access import Role
 from domain.api_keys import ApiKey, new_key
 from sql.api_keys import insert_key, list_keys, revoke_key
-from sql.database import connect
 
 T = TypeVar("T")
 
@@ -24,15 +22,6 @@ keys_app = typer.Typer(
     no_args_is_help=True,
     cls=OneLineGroupErrors,
 )
-
-
-async def _with_connection(action: Callable[..., Awaitable[T]], *args: object) -> T:
-    url, _ = await migrated_database(settings_from_env())
-    conn = await connect(url)
-    try:
-        return await action(conn, *args)
-    finally:
-        await conn.close()
 
 
 async def _create(
@@ -54,7 +43,7 @@ def create(
     if not name.strip() or len(name) > 200:
         fail("--name must be 1 to 200 characters", 2)
     expires_at = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
-    key, stored = run(_with_connection, _create, name.strip(), role, expires_at)
+    key, stored = run(with_connection, _create, name.strip(), role, expires_at)
     console.print(f"Created key {stored.prefix} ({stored.role.value}) for {stored.name}.")
     console.print("Keep it now; it is not stored and cannot be shown again:")
     print(key)  # plain stdout, so scripts can capture it
@@ -63,7 +52,7 @@ def create(
 @keys_app.command("list")
 def list_() -> None:
     """Every key: prefix, name, role, and whether it is usable."""
-    keys: list[ApiKey] = run(_with_connection, list_keys)
+    keys: list[ApiKey] = run(with_connection, list_keys)
     now = datetime.now(UTC)
     table = Table("id", "prefix", "name", "role", "created", "expires", "state")
     for k in keys:
@@ -80,7 +69,7 @@ def revoke(
     key: Annotated[str, typer.Argument(help="The key's id or prefix (see `cdm keys list`).")],
 ) -> None:
     """Revoke a key: requests with it are refused within seconds."""
-    revoked = run(_with_connection, revoke_key, key.strip())
+    revoked = run(with_connection, revoke_key, key.strip())
     if revoked is None:
         fail(f"no key with id or prefix {key!r} (see `cdm keys list`)")
     console.print(f"Revoked key {revoked.prefix} ({revoked.role.value}) of {revoked.name}.")

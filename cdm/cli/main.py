@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cdm.cli import dedupe, demo, imports, keys, models, quality, score
+from cdm.cli import dedupe, demo, gdpr, imports, keys, models, quality, score
 from cdm.cli.common import (
     OneLineErrors,
     OneLineGroupErrors,
@@ -112,7 +112,9 @@ def serve(
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level.value,
-        "timeout_graceful_shutdown": 10,
+        # SIGTERM stops accepting at once, lets in-flight requests finish for this long, then
+        # cancels them; the lifespan then closes the pool (itself bounded, see sql.database).
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
     }
     # uvicorn drains requests on SIGTERM/SIGINT, then re-raises the signal under the handler
     # it found. Make that handler a clean exit so exit hooks run (they stop the embedded
@@ -186,6 +188,7 @@ dedupe.register(app)
 demo.register(app)
 imports.register(app)
 keys.register(app)
+gdpr.register(app)
 models.register(app)
 quality.register(app)
 score.register(app)

@@ -267,7 +267,7 @@ INSERT INTO customer_aliases (merged_id, customer_id, merge_id)
 SELECT id, $2, $1 FROM gone;
 
 -- name: unmerge_lock
-SELECT id, survivor_id, merged_ids, undone_at
+SELECT id, survivor_id, merged_ids, undone_at, before_images ? 'erased' AS erased
   FROM merges
  WHERE id = $1
    FOR UPDATE;

@@ -8,7 +8,8 @@ CREATE TEMP TABLE stage_refs (
     customer_id      bigint,
     customer_source  text,
     customer_ref     text,
-    seen_at          timestamptz NOT NULL  -- when the line's event happened
+    seen_at          timestamptz NOT NULL,  -- when the line's event happened
+    missing_id       bigint  -- an id the line gave that names no live customer
 ) ON COMMIT DROP;
 
 -- name: stage_refs_by_external_id
@@ -24,6 +25,13 @@ UPDATE stage_refs s
   FROM customer_aliases a
  WHERE a.merged_id = s.customer_id;
 
+-- name: stage_refs_live
+-- Ids given directly must name a customer, and not an erased one.
+UPDATE stage_refs s
+   SET customer_id = NULL, missing_id = s.customer_id
+ WHERE s.customer_id IS NOT NULL AND s.customer_ref IS NULL
+   AND NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = s.customer_id AND c.erased_at IS NULL);
+
 -- name: stage_refs_create_missing
 -- A minimal customer (and its external-id identity) per unseen external id, created as of
 -- its earliest event in the chunk: its history must not predate the customer.
@@ -34,6 +42,10 @@ WITH missing AS (
               FROM stage_refs
              WHERE customer_id IS NULL AND customer_ref IS NOT NULL
              GROUP BY customer_source, customer_ref) d
+     -- an erased person's external id does not come back (see migration 0007)
+     WHERE NOT EXISTS (SELECT 1 FROM suppressed_identities x
+                        WHERE x.identity_hash = identity_hash('external_id', customer_source,
+                                                              customer_ref))
 ), made AS (
     INSERT INTO customers (id, created_at, updated_at) OVERRIDING SYSTEM VALUE
     SELECT id, first_seen, greatest(first_seen, now()) FROM missing
@@ -47,18 +59,36 @@ UPDATE stage_refs s
  WHERE s.customer_id IS NULL
    AND s.customer_source = m.customer_source AND s.customer_ref = m.customer_ref;
 
--- name: stage_refs_unresolved
-SELECT s.line,
+-- name: stage_refs_resolved
+-- Each line's customer, or why it has none.
+SELECT s.line, s.customer_id,
        CASE WHEN s.customer_ref IS NULL THEN 'customer_id' ELSE 'customer_external_id' END
            AS field,
-       CASE WHEN s.customer_ref IS NULL
-            THEN 'no customer with id ' || s.customer_id
+       CASE WHEN s.customer_id IS NOT NULL THEN NULL
+            WHEN erased THEN 'erased_person'
+            ELSE 'unknown_customer'
+       END AS code,
+       CASE WHEN s.customer_id IS NOT NULL THEN NULL
+            WHEN s.customer_ref IS NULL AND erased
+            THEN 'customer ' || s.missing_id || ' was erased; nothing more is recorded about them'
+            WHEN s.customer_ref IS NULL
+            THEN 'no customer with id ' || s.missing_id
+            WHEN erased
+            THEN 'the customer with external id ' || s.customer_ref || ' in source '
+                 || s.customer_source || ' was erased; their records are not imported again'
             ELSE 'no customer with external id ' || s.customer_ref || ' in source '
                  || s.customer_source || ' (use --create-missing-customers to create one)'
        END AS message
   FROM stage_refs s
- WHERE s.customer_id IS NULL
-    OR NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = s.customer_id);
+ CROSS JOIN LATERAL (
+       SELECT CASE WHEN s.customer_id IS NOT NULL THEN false
+                   WHEN s.customer_ref IS NULL
+                   THEN EXISTS (SELECT 1 FROM customers c
+                                 WHERE c.id = s.missing_id AND c.erased_at IS NOT NULL)
+                   ELSE EXISTS (SELECT 1 FROM suppressed_identities x
+                                 WHERE x.identity_hash = identity_hash('external_id',
+                                           s.customer_source, s.customer_ref))
+              END AS erased) e;
 
 -- name: stage_purchases_create
 CREATE TEMP TABLE stage_purchases (

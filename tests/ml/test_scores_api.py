@@ -10,9 +10,12 @@ from datetime import datetime
 import numpy as np
 import pytest
 
+from domain.access import Role
+from domain.consent import WITHHELD
 from ml.features import FEATURES, compute_features
 from ml.registry import ModelRegistry, default_tracking_uri
 from sql.database import connect
+from tests.conftest import api_key
 from tests.factories import add_customer
 from tests.http_client import data, error_codes, gql
 from tests.ml.conftest import SEED_NOW, copy_store, serving, serving_settings
@@ -275,3 +278,47 @@ async def test_a_new_champion_is_swapped_in_under_load_without_a_failed_request(
     assert set(seen) == {1, v2}
     # Each response used one model version for all its customers (checked per response above).
     assert np.all(np.diff([s == v2 for s in seen]) >= 0)  # never back to the old version
+
+
+WITHHELD_SCORES = """query($ids: [ID!], $at: DateTime) { scores(customerIds: $ids) {
+  id scoresWithheld churnRisk(asOf: $at) { probability } nextPurchase(asOf: $at) { probability30d }
+  recommendations(first: 3, asOf: $at) { product { id } } storedScores { asOf } } }"""
+
+
+async def consent_groups(url: str) -> tuple[int, int]:
+    """A buyer whose latest profiling-type decisions are all grants, and one without any."""
+    conn = await connect(url)
+    try:
+        rows = await conn.fetch(
+            "WITH latest AS (SELECT DISTINCT ON (customer_id, purpose) customer_id, granted"
+            " FROM consents WHERE purpose IN ('personalization', 'profiling')"
+            " ORDER BY customer_id, purpose, recorded_at DESC, id DESC)"
+            " SELECT s.customer_id, bool_and(l.granted) AS ok, count(l.granted) AS decisions"
+            " FROM customer_purchase_stats s LEFT JOIN latest l USING (customer_id)"
+            " GROUP BY s.customer_id ORDER BY s.customer_id"
+        )
+    finally:
+        await conn.close()
+    agreed = next(r["customer_id"] for r in rows if r["decisions"] and r["ok"])
+    silent = next(r["customer_id"] for r in rows if not r["decisions"])
+    return agreed, silent
+
+
+async def test_machine_clients_get_predictions_only_with_consent(seeded_url, champions_dir):
+    agreed, silent = await consent_groups(seeded_url)
+    ids = {"ids": [str(agreed), str(silent)], "at": AT}
+    engine = await api_key(seeded_url, Role.PERSONALIZATION)
+    async with serving(seeded_url, serving_settings(champions_dir), key=engine) as http:
+        first, second = data(await gql(http, WITHHELD_SCORES, ids))["scores"]
+    assert first["scoresWithheld"] is None
+    assert first["churnRisk"]["probability"] > 0
+    assert len(first["recommendations"]) == 3
+    assert second == {
+        "id": str(silent), "scoresWithheld": WITHHELD, "churnRisk": None, "nextPurchase": None,
+        "recommendations": [], "storedScores": None,
+    }  # fmt: skip
+    # A person at the frontend (app) still sees them, with nothing withheld.
+    async with serving(seeded_url, serving_settings(champions_dir)) as http:
+        both = data(await gql(http, WITHHELD_SCORES, ids))["scores"]
+    assert [c["scoresWithheld"] for c in both] == [None, None]
+    assert both[1]["churnRisk"]["probability"] > 0

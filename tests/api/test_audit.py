@@ -1,0 +1,213 @@
+"""The audit log: every mutation in its own transaction, reads of personal data in batches,
+append-only in the database, readable by admins alone."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+
+import sql.audit
+from api.schema import schema
+from api.schema.audited import Audited
+from domain.access import Role
+from tests.conftest import api_key, bearer, serving
+from tests.factories import add_customer, add_product
+from tests.http_client import GRAPHQL_RESPONSE, data, error_codes, gql
+
+# One call per mutation, with the customers it must be recorded against (filled in by setup).
+MUTATIONS = {
+    "upsertCustomer": """mutation { upsertCustomer(source: "web",
+        input: {externalId: "W-1", email: "new@example.org"}) { __typename } }""",
+    "recordPurchases": """mutation($c: ID!) { recordPurchases(source: "shop", items: [
+        {customerId: $c, externalId: "o-1", purchasedAt: "2025-01-01T00:00:00Z",
+         productSku: "SKU-1", quantity: 1, unitPrice: 5, currency: "EUR", channel: "web"}]) {
+        __typename } }""",
+    "recordInteractions": """mutation($c: ID!) { recordInteractions(source: "web", items: [
+        {customerId: $c, externalId: "e-1", occurredAt: "2025-01-01T00:00:00Z",
+         channel: "web", kind: "page_view"}]) { __typename } }""",
+    "setConsent": """mutation($c: ID!) { setConsent(source: "web", input: {customerId: $c,
+        purpose: "email_marketing", granted: true}) { __typename } }""",
+    "upsertProducts": """mutation { upsertProducts(items: [{sku: "SKU-2", name: "Pen",
+        category: "office", price: 2, currency: "EUR"}]) { __typename } }""",
+    "mergeCustomers": """mutation($c: ID!, $d: ID!) { mergeCustomers(survivorId: $c,
+        mergedIds: [$d]) { __typename } }""",
+    "unmergeCustomers": """mutation($m: ID!) { unmergeCustomers(mergeId: $m) { __typename } }""",
+    "reloadModels": "mutation { reloadModels { task } }",
+    "eraseCustomer": """mutation($d: ID!) { eraseCustomer(id: $d) { __typename } }""",
+}
+
+
+async def entries(db: asyncpg.Pool, request_id: str | None = None, **filters: object) -> list:
+    """Entries matching ``filters`` (and ``request_id``): the log outlives each test's data."""
+    found = await sql.audit.page(db, sql.audit.AuditFilter(**filters), limit=1000)
+    return [e for e in found if request_id is None or e.request_id == request_id]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def post(client, query: str, variables: dict | None = None, request_id: str = "r-1"):
+    response = await client.post(
+        "/graphql",
+        json={"query": query, "variables": variables or {}},
+        headers={"Accept": GRAPHQL_RESPONSE, "X-Request-Id": request_id},
+    )
+    assert response.headers["X-Request-Id"] == request_id
+    return response
+
+
+def test_every_mutation_is_audited_and_tested_here():
+    mutation_type = schema.get_type_by_name("Mutation")
+    for field in mutation_type.fields:
+        assert any(isinstance(e, Audited) for e in field.extensions), field.name
+    names = set(schema._schema.mutation_type.fields)
+    assert names == set(MUTATIONS), "add the new mutation to MUTATIONS with its expected entry"
+
+
+async def test_each_mutation_is_recorded_with_who_what_whom_and_request(client, db):
+    a = await add_customer(db, email="a@example.org")
+    b = await add_customer(db, email="b@example.org", first_name="Ada")
+    await add_product(db, "SKU-1")
+    variables = {"c": str(a), "d": str(b)}
+    expected_ids: dict[str, set[int] | None] = {
+        "recordPurchases": {a}, "recordInteractions": {a}, "setConsent": {a},
+        "upsertProducts": set(), "mergeCustomers": {a, b}, "reloadModels": set(),
+        "upsertCustomer": None,  # a new customer: checked below
+        "unmergeCustomers": {a, b}, "eraseCustomer": {b},
+    }  # fmt: skip
+    for name, query in MUTATIONS.items():
+        if name == "unmergeCustomers":
+            variables["m"] = str(await db.fetchval("SELECT max(id) FROM merges"))
+        used = {k: v for k, v in variables.items() if f"${k}" in query}
+        request_id = new_id()
+        response = await post(client, query, used, request_id=request_id)
+        assert response.status_code == 200, response.text
+        assert "errors" not in response.json(), response.json()
+        (entry,) = await entries(db, request_id, operation=name)
+        assert (entry.actor, entry.role, entry.kind.value) == (
+            "key:test admin",
+            "admin",
+            "mutation",
+        )
+        assert entry.details["outcome"] == "done", (name, entry.details)
+        if expected_ids[name] is None:
+            created = await db.fetchval("SELECT customer_id FROM identities WHERE value = 'W-1'")
+            assert entry.customer_ids == (created,)
+        else:
+            assert set(entry.customer_ids) == expected_ids[name], name
+        if name == "mergeCustomers":
+            assert entry.details == {"outcome": "done", "dryRun": False}
+
+
+async def test_a_refused_mutation_is_recorded_and_writes_nothing(client, db):
+    bad = """mutation { upsertCustomer(source: "web", input: {email: "not-an-email"}) {
+        __typename ... on ValidationFailed { errors { field code } } } }"""
+    request_id = new_id()
+    body = (await post(client, bad, request_id=request_id)).json()
+    assert body["data"]["upsertCustomer"]["__typename"] == "ValidationFailed"
+    (entry,) = await entries(db, request_id)
+    assert (entry.details["outcome"], entry.customer_ids) == ("refused", ())
+    assert await db.fetchval("SELECT count(*) FROM customers") == 0
+
+
+async def test_the_change_and_its_entry_commit_together(client, db, monkeypatch):
+    async def broken(conn, entry):
+        raise RuntimeError("audit store refused the entry")
+
+    monkeypatch.setattr(sql.audit, "record", broken)
+    request_id = new_id()
+    body = (await post(client, MUTATIONS["upsertCustomer"], request_id=request_id)).json()
+    assert error_codes(body) == ["INTERNAL_SERVER_ERROR"]
+    # The write happened before the audit entry failed; it was rolled back with it.
+    assert await db.fetchval("SELECT count(*) FROM customers") == 0
+    assert await entries(db, request_id) == []
+
+
+async def test_the_log_is_append_only(db):
+    actor = new_id()
+    await sql.audit.record_many(
+        db, [sql.audit.AuditEntry(actor, "admin", sql.audit.AuditKind.COMMAND, "test")]
+    )
+    for statement in ("UPDATE audit_log SET actor = 'y'", "DELETE FROM audit_log",
+                      "TRUNCATE audit_log"):  # fmt: skip
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await db.execute(statement)
+    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE actor = $1", actor) == 1
+
+
+PERSON = "query($id: ID!) { customer(id: $id) { id email identities { value } } }"
+NOT_PERSONAL = "query($id: ID!) { customer(id: $id) { id country } }"
+
+
+async def test_reads_of_personal_data_in_clear_are_recorded_in_batches(db, database_url, settings):
+    since = await db.fetchval("SELECT clock_timestamp()")
+    cid = await add_customer(db, email="grace@navy.mil")
+    fast = settings.model_copy(update={"audit_flush_seconds": 0.05})
+    analyst = await api_key(db, Role.ANALYST)
+    async with serving(database_url, fast, key=await api_key(db, Role.APP)) as http:
+        assert (
+            data(await gql(http, PERSON, {"id": str(cid)}))["customer"]["email"] == "grace@navy.mil"
+        )
+        await gql(http, NOT_PERSONAL, {"id": str(cid)})
+        http.headers.update(bearer(analyst))
+        masked = data(await gql(http, PERSON, {"id": str(cid)}))["customer"]["email"]
+        assert masked == "g***@navy.mil"
+        for _ in range(100):
+            if await entries(db, kind=sql.audit.AuditKind.READ, since=since):
+                break
+            await asyncio.sleep(0.05)
+    (read,) = await entries(db, kind=sql.audit.AuditKind.READ, since=since)  # the app's read
+    assert (read.actor, read.role, read.operation) == ("key:test app", "app", "customer")
+    assert read.customer_ids == (cid,)
+    assert read.details == {"fields": ["Customer.email", "Identity.value"]}
+
+
+async def test_queued_reads_are_written_at_a_clean_shutdown(db, database_url, settings):
+    since = await db.fetchval("SELECT clock_timestamp()")
+    cid = await add_customer(db, email="grace@navy.mil")
+    slow = settings.model_copy(update={"audit_flush_seconds": 3600})
+    async with serving(database_url, slow) as http:
+        await gql(http, PERSON, {"id": str(cid)})
+        assert await entries(db, kind=sql.audit.AuditKind.READ, since=since) == []
+    (read,) = await entries(db, kind=sql.audit.AuditKind.READ, since=since)
+    assert read.customer_ids == (cid,)
+
+
+AUDIT_LOG = """query($c: ID, $after: String, $since: DateTime) {
+  auditLog(customerId: $c, first: 1, after: $after, since: $since) {
+  totalCount pageInfo { hasNextPage endCursor }
+  nodes { actor role kind operation customerIds requestId details } } }"""
+
+
+async def test_admins_page_through_the_log_by_customer(client, db):
+    a = await add_customer(db)
+    marker = new_id()
+    for n in range(2):
+        query = f"""mutation {{ setConsent(source: "web", input: {{customerId: "{a}",
+            purpose: "sms", granted: {"true" if n else "false"}}}) {{ __typename }} }}"""
+        assert (await post(client, query, request_id=f"{marker}-{n}")).status_code == 200
+    since = (await db.fetchval("SELECT min(at) FROM audit_log WHERE request_id = $1",
+                               f"{marker}-0")).isoformat()  # fmt: skip
+    first = data(await gql(client, AUDIT_LOG, {"c": str(a), "since": since}))["auditLog"]
+    assert first["totalCount"] == 2
+    assert first["nodes"] == [
+        {"actor": "key:test admin", "role": "admin", "kind": "MUTATION",
+         "operation": "setConsent", "customerIds": [str(a)], "requestId": f"{marker}-1",
+         "details": {"outcome": "done"}},
+    ]  # fmt: skip
+    after = first["pageInfo"]["endCursor"]
+    variables = {"c": str(a), "after": after, "since": since}
+    second = data(await gql(client, AUDIT_LOG, variables))["auditLog"]
+    assert [n["requestId"] for n in second["nodes"]] == [f"{marker}-0"]
+    assert second["pageInfo"]["hasNextPage"] is False
+
+
+@pytest.mark.parametrize("role", [r for r in Role if r is not Role.ADMIN])
+async def test_only_admins_read_the_log(client, db, role):
+    client.headers.update(bearer(await api_key(db, role)))
+    body = await gql(client, AUDIT_LOG, {}, expect_status=403)
+    assert error_codes(body) == ["FORBIDDEN"]
