@@ -68,8 +68,9 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
         entry["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
     if error.path:
         entry["path"] = error.path
-    if original is None:
-        # Raised by GraphQL itself: parsing, validation, variable coercion.
+    if original is None or isinstance(original, GraphQLError):
+        # Raised by GraphQL itself: parsing, validation, variable coercion (graphql-core 3.3
+        # attaches the scalar's own GraphQLError to a variable that does not coerce).
         entry["extensions"] = {"code": "GRAPHQL_VALIDATION_FAILED", **(error.extensions or {})}
     elif isinstance(original, UserError):
         extensions: dict[str, Any] = {"code": original.code}

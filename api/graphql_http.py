@@ -26,11 +26,14 @@ from graphql import (
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
+    StringValueNode,
+    Visitor,
     execute,
     get_operation_ast,
     parse,
     specified_rules,
     validate,
+    visit,
 )
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from starlette.requests import Request
@@ -47,6 +50,7 @@ from api.limits import QueryLimits, check_shape
 from api.rate_limit import RateLimiter
 from domain.access import Role
 from domain.audit import AuditEntry, AuditKind
+from domain.standardize import has_nul
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -65,6 +69,23 @@ def negotiate(accept: str | None) -> str | None:
     if JSON in accepted or "application/*" in accepted or "*/*" in accepted:
         return JSON
     return None
+
+
+# PostgreSQL cannot store NUL in text or JSON; refuse it where it enters, with a clear word.
+_NUL = "text must not contain NUL (U+0000) characters"
+
+
+def _literal_nul(document: DocumentNode) -> bool:
+    """Whether a string literal of the document holds a NUL (written as an escape)."""
+    found = False
+
+    class Finder(Visitor):
+        def enter_string_value(self, node: StringValueNode, *_: object) -> None:
+            nonlocal found
+            found = found or "\x00" in node.value
+
+    visit(document, Finder())
+    return found
 
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -164,6 +185,8 @@ class GraphQLEndpoint:
         too_complex = check_shape(document, self._limits)  # before validation's own costs
         if too_complex:
             return PreparedDocument(None, too_complex)
+        if _literal_nul(document):
+            return PreparedDocument(None, [GraphQLError(_NUL)])
         errors = validate(self._schema, document, self._rules, hide_suggestions=self._production)
         return PreparedDocument(document, errors)
 
@@ -355,6 +378,8 @@ class GraphQLEndpoint:
             return self._bad_request(f"`query` is longer than {MAX_QUERY_LENGTH} characters", media)
         if variables is not None and not isinstance(variables, dict):
             return self._bad_request("`variables` must be a JSON object", media)
+        if variables and has_nul(variables):
+            return self._bad_request(_NUL, media)
         if operation_name is not None and not isinstance(operation_name, str):
             return self._bad_request("`operationName` must be a string", media)
         return query, variables, operation_name

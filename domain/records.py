@@ -139,6 +139,11 @@ class _Fields:
 
     def get(self, name: str) -> Any:
         value = self.raw.get(name)
+        problem = std.text_problem(value, name)
+        if problem is not None:
+            if all(e.field != name for e in self.errors):  # once, however often it is read
+                self.errors.append(problem)
+            return None
         if isinstance(value, str) and not value.strip():
             return None
         return value
@@ -163,7 +168,7 @@ class _Fields:
 
     def required(self, name: str) -> str | None:
         text = std.collapse(None if self.get(name) is None else str(self.get(name)))
-        if text is None:
+        if text is None and all(e.field != name for e in self.errors):
             self.errors.append(FieldError(name, "missing", "is required"))
         return text
 

@@ -235,3 +235,31 @@ def birth_date(raw: object, today: date, field: str = "birth_date") -> date | No
 @lru_cache(maxsize=64)
 def _zone(name: str) -> tzinfo:
     return UTC if name.upper() == "UTC" else ZoneInfo(name)
+
+
+MAX_TEXT = 500  # characters of one text field: names, ids, SKUs (keeps index rows in bounds)
+
+
+def text_problem(value: object, field: str) -> FieldError | None:
+    """Why a raw value cannot be stored as text: a NUL character (PostgreSQL cannot store it,
+    in JSON documents either) or a text field longer than MAX_TEXT; None when it can."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return FieldError(field, "invalid_character", "must not contain NUL (U+0000)")
+        if len(value) > MAX_TEXT:
+            return FieldError(field, "too_long", f"at most {MAX_TEXT} characters")
+        return None
+    if isinstance(value, dict | list) and has_nul(value):
+        return FieldError(field, "invalid_character", "must not contain NUL (U+0000)")
+    return None
+
+
+def has_nul(value: object) -> bool:
+    """Whether a string anywhere in ``value`` (keys of mappings included) holds a NUL."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v) for v in value)
+    return False
