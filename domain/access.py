@@ -83,8 +83,13 @@ _PERSONALIZATION_FIELDS = frozenset(
     }
 )  # fmt: skip
 
-# Fields for admins alone: the audit log and data-subject rights.
-ADMIN_ONLY = frozenset({"Query.auditLog", "Query.exportCustomerData", "Mutation.eraseCustomer"})
+# Fields for admins alone: the audit log, data-subject rights and API keys.
+ADMIN_ONLY = frozenset(
+    {
+        "Query.auditLog", "Query.exportCustomerData", "Mutation.eraseCustomer", "Query.apiKeys",
+        "Mutation.createApiKey", "Mutation.revokeApiKey",
+    }
+)  # fmt: skip
 
 # Mutations each role may call (admin: all).
 _MUTATIONS: dict[Role, frozenset[str]] = {

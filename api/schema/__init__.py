@@ -9,6 +9,7 @@ from api.schema.commerce import ProductQueries
 from api.schema.customers import CustomerQueries
 from api.schema.governance import GovernanceMutations, GovernanceQueries
 from api.schema.identity import IdentityMutations, IdentityQueries
+from api.schema.keys import KeyMutations, KeyQueries
 from api.schema.predictions import PredictionMutations, PredictionQueries
 from api.schema.quality import QualityQueries
 from api.schema.writes import WriteMutations
@@ -22,10 +23,12 @@ Query = merge_types(
         QualityQueries,
         PredictionQueries,
         GovernanceQueries,
+        KeyQueries,
     ),
 )
 Mutation = merge_types(
-    "Mutation", (WriteMutations, IdentityMutations, PredictionMutations, GovernanceMutations)
+    "Mutation",
+    (WriteMutations, IdentityMutations, PredictionMutations, GovernanceMutations, KeyMutations),
 )
 
 schema = strawberry.Schema(query=Query, mutation=Mutation)

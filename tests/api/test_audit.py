@@ -37,6 +37,9 @@ MUTATIONS = {
     "unmergeCustomers": """mutation($m: ID!) { unmergeCustomers(mergeId: $m) { __typename } }""",
     "reloadModels": "mutation { reloadModels { task } }",
     "eraseCustomer": """mutation($d: ID!) { eraseCustomer(id: $d) { __typename } }""",
+    "createApiKey": """mutation { createApiKey(name: "crm", role: APP, expiresInDays: 30) {
+        ... on ApiKeyCreated { key { prefix } } } }""",
+    "revokeApiKey": """mutation { revokeApiKey(idOrPrefix: "1") { __typename } }""",
 }
 
 
@@ -77,7 +80,8 @@ async def test_each_mutation_is_recorded_with_who_what_whom_and_request(client, 
         "recordPurchases": {a}, "recordInteractions": {a}, "setConsent": {a},
         "upsertProducts": set(), "mergeCustomers": {a, b}, "reloadModels": set(),
         "upsertCustomer": None,  # a new customer: checked below
-        "unmergeCustomers": {a, b}, "eraseCustomer": {b},
+        "unmergeCustomers": {a, b}, "eraseCustomer": {b}, "createApiKey": set(),
+        "revokeApiKey": set(),
     }  # fmt: skip
     for name, query in MUTATIONS.items():
         if name == "unmergeCustomers":

@@ -196,6 +196,12 @@ class Seed:
     name: str
 
 
+class EnumName(str):
+    """An enum value: a bare name in a literal, a string in variables."""
+
+    __slots__ = ()
+
+
 UNIQUE = object()  # a fresh value per alias (external ids, SKUs), so aliases write apart
 DROP = object()  # leave this argument or field out
 
@@ -299,6 +305,8 @@ BASES: dict[str, Base] = {
     ),
     "Mutation.unmergeCustomers": Base({"mergeId": "1"}, f"__typename {REFUSALS} {CONFLICT}"),
     "Mutation.eraseCustomer": Base({}, f"__typename {REFUSALS}"),
+    "Mutation.createApiKey": Base({"role": EnumName("APP")}, f"__typename {REFUSALS}"),
+    "Mutation.revokeApiKey": Base({}, f"__typename {REFUSALS}"),
 }
 
 
@@ -376,6 +384,8 @@ EXPECT: dict[str, Stored | str] = {
     "mergeCustomers(mergedIds[])": REFUSED,
     "unmergeCustomers(mergeId)": REFUSED,
     "eraseCustomer(id)": REFUSED,
+    "createApiKey(name)": Stored("SELECT name FROM api_keys", str.strip),
+    "revokeApiKey(idOrPrefix)": REFUSED,
 }
 
 
@@ -422,6 +432,8 @@ def literal(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return json.dumps(value)
+    if isinstance(value, EnumName):
+        return str(value)
     if isinstance(value, str):
         return print_string(value)
     if isinstance(value, list):
@@ -811,6 +823,7 @@ CONTROLS: dict[str, Any] = {
     "Query.scores(externalIds[])": "CRM-1",
     "Query.scores(source)": "crm",
     "Query.exportCustomerData(id)": Seed("ann"),
+    "Mutation.createApiKey(name)": "crm frontend",
     "Customer.interactions(kinds[])": "page_view",
     "Mutation.upsertCustomer(source)": "web",
     "Mutation.upsertCustomer(input.email)": "new@example.com",

@@ -35,6 +35,7 @@ FIELDS: dict[str, tuple[str, tuple[object, ...]]] = {
     "MergeFieldDecision.value": (PLAN, ("mergeCustomers", "fields", 0, "value")),
     "MergeFieldValue.value": (PLAN, ("mergeCustomers", "fields", 0, "candidates", 0, "value")),
     "Query.auditLog": ("{ auditLog(first: 1) { totalCount } }", ("auditLog", "totalCount")),
+    "Query.apiKeys": ("{ apiKeys { prefix } }", ("apiKeys", 0, "prefix")),
     "Query.exportCustomerData": (
         "query($c: ID!) { exportCustomerData(id: $c) }", ("exportCustomerData", "customerId"),
     ),
