@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from api import dashboard
 from api.audit import AuditWriter
 from api.auth import Authenticator
 from api.graphql_http import GraphQLEndpoint
@@ -109,6 +110,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             statement_timeout_ms=settings.statement_timeout_ms,
+            acquire_timeout=settings.pool_acquire_timeout_seconds,
         )
         try:
             async with pool.acquire() as conn:
@@ -150,6 +152,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
             Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            *dashboard.ROUTES,
         ],
         lifespan=lifespan,
     )

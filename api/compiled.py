@@ -61,6 +61,8 @@ from graphql.pyutils import Path
 from strawberry.types import Info
 from strawberry.types.arguments import convert_arguments
 
+from api.errors import is_unavailable
+
 _STRAWBERRY_FIELD = "strawberry-definition"
 _NATIVE = {GraphQLString: str, GraphQLID: str, GraphQLInt: int, GraphQLBoolean: bool}
 
@@ -410,10 +412,13 @@ class CompiledQuery:
         try:
             data = execute_plans(self.plans, None, ex, None, pending)
             await _settle(pending, ex)
-        except Exception:  # graphql-core runs it again and reports the error properly
+        except Exception as exc:  # graphql-core runs it again and reports the error properly
             for item in pending:  # never started: close them rather than leak coroutines
                 if type(item.awaitable) is CoroutineType:
                     item.awaitable.close()
+            cause = exc.__cause__ if isinstance(exc, Bail) else exc
+            if cause is not None and is_unavailable(cause):
+                raise cause from None  # a 503 now: running it again would only wait again
             return None
         return data
 
