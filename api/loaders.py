@@ -17,6 +17,7 @@ from domain.customer_queries import TimeWindow
 from domain.customers import Consent, Customer, Identity
 from domain.interactions import Interaction
 from domain.predictions import StoredScores
+from domain.rfm import Rfm
 from sql.repositories import CustomerRepository, ProductRepository
 
 K = TypeVar("K")
@@ -105,6 +106,11 @@ class Loaders:
     def stored_scores_by_customer(self) -> DataLoader[int, StoredScores | None]:
         """Materialised scores per customer id (None if never scored)."""
         return self._get("stored_scores", self._customers.stored_scores, _none)
+
+    @property
+    def rfm_by_customer(self) -> DataLoader[int, Rfm | None]:
+        """The stored RFM per customer id (None: not in the snapshot)."""
+        return self._get("rfm", self._customers.rfm, _none)
 
     @property
     def purchase_summary_by_customer(self) -> DataLoader[int, PurchaseSummary]:

@@ -72,7 +72,7 @@ PERSONAL_FIELDS: dict[str, MaskKind] = {
 _PERSONALIZATION_TYPES = frozenset(
     {
         "ChurnRisk", "ModelProvenance", "ScoreFactor", "FeatureValue", "NextPurchase",
-        "Recommendation", "Product", "ModelStatus", "StoredScores",
+        "Recommendation", "Product", "ModelStatus", "StoredScores", "Metric",
     }
 )  # fmt: skip
 _PERSONALIZATION_FIELDS = frozenset(
@@ -92,10 +92,11 @@ ADMIN_ONLY = frozenset(
 )  # fmt: skip
 
 # Mutations each role may call (admin: all).
+_SEGMENTATION = frozenset({"createSegment", "deleteSegment", "refreshRfm"})
 _MUTATIONS: dict[Role, frozenset[str]] = {
-    Role.ANALYST: frozenset(),
+    Role.ANALYST: _SEGMENTATION,
     Role.PERSONALIZATION: frozenset(),
-    Role.DATA_SCIENTIST: frozenset({"reloadModels"}),
+    Role.DATA_SCIENTIST: frozenset({"reloadModels"}) | _SEGMENTATION,
     Role.APP: frozenset(
         {
             "upsertCustomer",
@@ -106,7 +107,8 @@ _MUTATIONS: dict[Role, frozenset[str]] = {
             "mergeCustomers",
             "unmergeCustomers",
         }
-    ),
+    )
+    | _SEGMENTATION,
 }
 
 

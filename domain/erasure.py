@@ -43,6 +43,13 @@ ERASURE_RULES: dict[str, TableRule] = {
     "interactions": TableRule(Action.DELETE, "behaviour and free text about the person"),
     "consents": TableRule(Action.DELETE, "decisions of the person"),
     "customer_scores": TableRule(Action.DELETE, "predictions about the person"),
+    "customer_rfm": TableRule(Action.DELETE, "scores about the person"),
+    "segments": TableRule(
+        Action.KEEP,
+        "definitions of groups, not people",
+        kept=_cols("id name description definition created_by created_at updated_at"),
+    ),
+    "segment_sizes": TableRule(Action.KEEP, "counts", kept=_cols("segment_id at size")),
     "merges": TableRule(
         Action.SCRUB,
         "merge history stays countable; the values it kept are the person's",

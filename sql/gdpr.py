@@ -15,7 +15,9 @@ from typing import Any
 import asyncpg
 
 from domain.erasure import Erased
+from domain.predictions import RiskBands
 from sql.queries import query
+from sql.segments import segments_of
 
 FORMAT_VERSION = 1
 
@@ -39,8 +41,11 @@ def _rows(records: list[asyncpg.Record]) -> list[dict[str, Any]]:
     return [{k: _plain(v) for k, v in r.items()} for r in records]
 
 
-async def export_customer(conn: asyncpg.Connection, customer_id: int) -> dict[str, Any] | None:
-    """Everything held about the customer ``customer_id`` names, or None if no one."""
+async def export_customer(
+    conn: asyncpg.Connection, customer_id: int, bands: RiskBands
+) -> dict[str, Any] | None:
+    """Everything held about the customer ``customer_id`` names, or None if no one (segment
+    membership judged with the churn ``bands``)."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         cid = await conn.fetchval(query("gdpr_find"), customer_id)
         if cid is None:
@@ -59,6 +64,11 @@ async def export_customer(conn: asyncpg.Connection, customer_id: int) -> dict[st
             "purchases": _rows(await conn.fetch(query("gdpr_purchases"), cid)),
             "interactions": _rows(await conn.fetch(query("gdpr_interactions"), cid)),
             "storedScores": _rows(await conn.fetch(query("gdpr_scores"), cid)),
+            "rfm": _rows(await conn.fetch(query("gdpr_rfm"), cid)),
+            "segments": [
+                {"id": s.id, "name": s.name}
+                for s in await segments_of(conn, cid, datetime.now(UTC), bands)
+            ],
             "merges": _rows(await conn.fetch(query("gdpr_merges"), cid, merged)),
             "auditEntries": _rows(await conn.fetch(query("gdpr_audit"), cid)),
             "erasure": _rows([erasure])[0] if erasure else None,

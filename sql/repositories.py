@@ -13,10 +13,12 @@ from domain.customers import Consent, Customer, Identity, IdentityKind
 from domain.interactions import Interaction
 from domain.pagination import Page, PageRequest
 from domain.predictions import StoredScores, StoredScoresSummary
+from domain.rfm import Rfm
 from domain.survivorship import FieldSource
 from sql.customer_list import customer_count_statement, customer_page_statement
 from sql.executor import Database
 from sql.queries import query
+from sql.rfm import rfm_of
 
 
 def _customer(r: asyncpg.Record) -> Customer:
@@ -100,6 +102,11 @@ class CustomerRepository:
             products = tuple(values.pop("recommended_product_ids") or ())
             found[r["customer_id"]] = StoredScores(**values, recommended_product_ids=products)
         return found
+
+    async def rfm(self, ids: Sequence[int]) -> dict[int, Rfm]:
+        """The stored RFM snapshot of these customers (absent: not in it)."""
+        rows = await self.db.fetch("rfm_by_customer_ids", list(ids))
+        return {r["customer_id"]: rfm_of(r) for r in rows}
 
     async def stored_scores_summary(self) -> StoredScoresSummary:
         """How many customers have stored scores, as of when, from which model versions."""

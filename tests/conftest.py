@@ -29,7 +29,8 @@ from sql.embedded import replace_database, start_embedded_server
 DATA_TABLES = (
     "customer_scores", "customer_purchase_stats", "consents", "interactions", "purchases",
     "identities",
-    "products", "customer_aliases", "merges", "import_runs", "customers",
+    "products", "customer_aliases", "merges", "import_runs", "customers", "customer_rfm",
+    "segment_sizes", "segments", "erasures", "suppressed_identities",
 )  # fmt: skip
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.tools import merge_types
 
+from api.schema.analytics import AnalyticsQueries
 from api.schema.commerce import ProductQueries
 from api.schema.customers import CustomerQueries
 from api.schema.governance import GovernanceMutations, GovernanceQueries
@@ -12,6 +13,8 @@ from api.schema.identity import IdentityMutations, IdentityQueries
 from api.schema.keys import KeyMutations, KeyQueries
 from api.schema.predictions import PredictionMutations, PredictionQueries
 from api.schema.quality import QualityQueries
+from api.schema.rfm import RfmMutations, RfmQueries
+from api.schema.segments import SegmentMutations, SegmentQueries
 from api.schema.writes import WriteMutations
 
 Query = merge_types(
@@ -24,11 +27,22 @@ Query = merge_types(
         PredictionQueries,
         GovernanceQueries,
         KeyQueries,
+        RfmQueries,
+        SegmentQueries,
+        AnalyticsQueries,
     ),
 )
 Mutation = merge_types(
     "Mutation",
-    (WriteMutations, IdentityMutations, PredictionMutations, GovernanceMutations, KeyMutations),
+    (
+        WriteMutations,
+        IdentityMutations,
+        PredictionMutations,
+        GovernanceMutations,
+        KeyMutations,
+        RfmMutations,
+        SegmentMutations,
+    ),
 )
 
 schema = strawberry.Schema(query=Query, mutation=Mutation)

@@ -12,6 +12,7 @@ import strawberry
 from strawberry.utils.str_converters import to_camel_case
 
 from api.schema import predictions
+from api.schema import rfm as rfm_fields
 from api.schema.commerce import PurchaseSummaryType, PurchaseType
 from api.schema.common import (
     Connection,
@@ -122,6 +123,15 @@ class CustomerType:
     stored_scores: predictions.StoredScoresType | None = strawberry.field(
         resolver=predictions.stored_scores,
         description="Scores of the latest `cdm score --all` run (null if never scored).",
+    )
+    rfm: rfm_fields.RfmType | None = strawberry.field(
+        resolver=rfm_fields.customer_rfm,
+        description="Recency, frequency and monetary scores and segment, from the latest "
+        "`cdm rfm` snapshot (null if not in it: no purchase before its as-of time).",
+    )
+    lifetime_value: rfm_fields.LifetimeValueType = strawberry.field(
+        resolver=rfm_fields.customer_lifetime_value,
+        description="Spent so far, and projected for the next 12 months.",
     )
     scores_withheld: str | None = strawberry.field(
         resolver=predictions.scores_withheld,

@@ -95,7 +95,7 @@ class GovernanceQueries:
         pk = parse_id(id)
         context = info.context
         async with context.db.pool.acquire() as conn:
-            document = await sql.gdpr.export_customer(conn, pk)
+            document = await sql.gdpr.export_customer(conn, pk, context.settings.risk_bands)
             if document is not None:
                 await sql.audit.record(
                     conn,

@@ -265,22 +265,43 @@ class StoredScoresSummaryType:
     upsell_model_version: int | None
 
 
+@strawberry.type(name="Metric", description="One evaluation metric of a model version.")
+class MetricType:
+    name: str
+    value: float
+
+
 @strawberry.type(name="ModelStatus", description="A model the server scores with, and its state.")
 class ModelStatusType:
     task: str
     state: str = strawberry.field(description="ok, missing (never trained) or degraded.")
     version: int | None
     reason: str
+    primary_metric: str | None = strawberry.field(
+        default=None, description="The metric the promotion gate compares (e.g. `auc`)."
+    )
+    metrics: list[MetricType] = strawberry.field(
+        default_factory=list, description="The served version's evaluation on held-out data."
+    )
 
 
 def model_statuses(info: GraphQLInfo) -> list[ModelStatusType]:
     scorer = info.context.scorer
     if scorer is None:
         return []
-    return [
-        ModelStatusType(task=task, state=s.state, version=s.version, reason=s.reason)
-        for task, s in scorer.store.status.items()
-    ]
+    found = []
+    for task, s in scorer.store.status.items():
+        served = scorer.store.models.get(task)
+        tags = served.tags if served is not None and served.version == s.version else {}
+        metrics = [
+            MetricType(name=key.removeprefix("metric."), value=float(value))
+            for key, value in sorted(tags.items()) if key.startswith("metric.")
+        ]  # fmt: skip
+        found.append(ModelStatusType(
+            task=task, state=s.state, version=s.version, reason=s.reason,
+            primary_metric=tags.get("primary_metric"), metrics=metrics,
+        ))  # fmt: skip
+    return found
 
 
 @strawberry.type

@@ -14,6 +14,7 @@ from typing import Annotated
 import asyncpg
 import typer
 
+import sql.rfm
 from cdm.cli.common import OneLineErrors, console, migrated_database, settings_from_env
 from cdm.cli.errors import run
 from cdm.settings import Settings
@@ -39,6 +40,11 @@ EXAMPLES = """\
 # 3. A batch score fetch for a personalization engine (up to 1,000 ids)
 { scores(customerIds: ["1", "2", "3"]) { id churnRisk { probability band }
     nextPurchase { probability30d } recommendations(first: 3) { product { sku } } } }
+
+# 4. A saved segment: loyal or champion customers at high churn risk who take e-mail
+mutation { createSegment(name: "save-the-best", definition: {
+    rfmSegmentIn: [CHAMPIONS, LOYAL], churnBandIn: [HIGH], consentedTo: "email_marketing"}) {
+  ... on Segment { id size stats { totalSpend averageChurnProbability } } } }
 """
 
 
@@ -102,6 +108,10 @@ async def _prepare(settings: Settings, customers: int) -> str:
             console.print("Scoring every customer ...")
             stored = await store(conn, await score_everyone(url, scorer, datetime.now(UTC)))
             console.print(f"stored the scores of {stored:,} customers")
+        if not await conn.fetchval(query("rfm_count")):
+            _, latest = await conn.fetchrow(query("purchase_history_span"))
+            count = await sql.rfm.refresh(conn, min(datetime.now(UTC), latest or datetime.now(UTC)))
+            console.print(f"computed the RFM segments of {count:,} customers")
         return await _demo_key(conn, settings)
     finally:
         await conn.close()
@@ -132,6 +142,13 @@ def demo(
         "below under Headers; `cdm keys create` makes keys for other roles):"
     )
     console.print(f'  {{"Authorization": "Bearer {key}"}}', soft_wrap=True, markup=False)
+    wildcard = settings.host in ("0.0.0.0", "::")  # noqa: S104 (naming it, not binding it)
+    host = "127.0.0.1" if wildcard else settings.host
+    console.print("\n[bold]Dashboard[/] (the key rides in the address's #fragment, never sent):")
+    console.print(
+        f"  http://{host}:{port or settings.port}/dashboard#key={key}",
+        soft_wrap=True, markup=False, highlight=False,
+    )  # fmt: skip
     console.print("\n[bold]Try these in GraphiQL[/] (the URL follows):")
     console.print(EXAMPLES, soft_wrap=True, markup=False, highlight=False)
     serve(host=None, port=port, workers=None)

@@ -12,7 +12,7 @@ import typer
 
 import sql.audit
 import sql.gdpr
-from cdm.cli.common import OneLineGroupErrors, console, with_connection
+from cdm.cli.common import OneLineGroupErrors, console, settings_from_env, with_connection
 from cdm.cli.dedupe import actor
 from cdm.cli.errors import fail, run
 from domain.audit import AuditEntry, AuditKind
@@ -33,7 +33,7 @@ def _entry(operation: str, customer_id: int, details: dict[str, Any] | None = No
 
 
 async def _export(conn: asyncpg.Connection, customer_id: int) -> dict[str, Any] | None:
-    document = await sql.gdpr.export_customer(conn, customer_id)
+    document = await sql.gdpr.export_customer(conn, customer_id, settings_from_env().risk_bands)
     if document is not None:
         await sql.audit.record(conn, _entry("gdpr export", document["customerId"]))
     return document

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cdm.cli import dedupe, demo, gdpr, imports, keys, models, quality, score
+from cdm.cli import dedupe, demo, gdpr, imports, keys, models, quality, score, segments
 from cdm.cli.common import (
     OneLineErrors,
     OneLineGroupErrors,
@@ -192,6 +192,7 @@ gdpr.register(app)
 models.register(app)
 quality.register(app)
 score.register(app)
+segments.register(app)
 
 
 def main() -> None:

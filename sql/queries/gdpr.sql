@@ -44,6 +44,10 @@ SELECT as_of, churn_probability, churn_model_version, purchase_30d_probability,
        recommended_product_ids, upsell_model_version, scored_at
   FROM customer_scores WHERE customer_id = $1;
 
+-- name: gdpr_rfm
+SELECT as_of, recency_days, frequency, monetary, r, f, m, segment
+  FROM customer_rfm WHERE customer_id = $1;
+
 -- name: gdpr_merges
 SELECT id, survivor_id, merged_ids, merged_by, merged_at, undone_at, undone_by, evidence, plan
   FROM merges
@@ -74,6 +78,7 @@ WITH identities_gone AS (DELETE FROM identities WHERE customer_id = $1 RETURNING
      interactions_gone AS (DELETE FROM interactions WHERE customer_id = $1 RETURNING 1),
      consents_gone AS (DELETE FROM consents WHERE customer_id = $1 RETURNING 1),
      scores_gone AS (DELETE FROM customer_scores WHERE customer_id = $1 RETURNING 1),
+     rfm_gone AS (DELETE FROM customer_rfm WHERE customer_id = $1 RETURNING 1),
      merges_scrubbed AS (
          UPDATE merges
             SET evidence = '{"erased": true}', plan = '{"erased": true}',
@@ -84,6 +89,7 @@ SELECT (SELECT count(*) FROM identities_gone) AS identities,
        (SELECT count(*) FROM interactions_gone) AS interactions,
        (SELECT count(*) FROM consents_gone) AS consents,
        (SELECT count(*) FROM scores_gone) AS customer_scores,
+       (SELECT count(*) FROM rfm_gone) AS customer_rfm,
        (SELECT count(*) FROM merges_scrubbed) AS merges;
 
 -- name: gdpr_erase_profile

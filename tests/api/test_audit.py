@@ -40,6 +40,10 @@ MUTATIONS = {
     "createApiKey": """mutation { createApiKey(name: "crm", role: APP, expiresInDays: 30) {
         ... on ApiKeyCreated { key { prefix } } } }""",
     "revokeApiKey": """mutation { revokeApiKey(idOrPrefix: "1") { __typename } }""",
+    "refreshRfm": "mutation { refreshRfm { customers } }",
+    "createSegment": """mutation { createSegment(name: "gb", definition: {countryIn: ["GB"]}) {
+        __typename } }""",
+    "deleteSegment": """mutation($s: ID!) { deleteSegment(id: $s) }""",
 }
 
 
@@ -81,11 +85,14 @@ async def test_each_mutation_is_recorded_with_who_what_whom_and_request(client, 
         "upsertProducts": set(), "mergeCustomers": {a, b}, "reloadModels": set(),
         "upsertCustomer": None,  # a new customer: checked below
         "unmergeCustomers": {a, b}, "eraseCustomer": {b}, "createApiKey": set(),
-        "revokeApiKey": set(),
+        "revokeApiKey": set(), "refreshRfm": set(), "createSegment": set(),
+        "deleteSegment": set(),
     }  # fmt: skip
     for name, query in MUTATIONS.items():
         if name == "unmergeCustomers":
             variables["m"] = str(await db.fetchval("SELECT max(id) FROM merges"))
+        if name == "deleteSegment":
+            variables["s"] = str(await db.fetchval("SELECT max(id) FROM segments"))
         used = {k: v for k, v in variables.items() if f"${k}" in query}
         request_id = new_id()
         response = await post(client, query, used, request_id=request_id)

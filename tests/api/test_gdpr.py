@@ -50,6 +50,14 @@ async def a_person(db: asyncpg.Pool, marker: str) -> tuple[int, int]:
         "INSERT INTO customer_scores (customer_id, as_of, churn_probability, churn_model_version)"
         " VALUES ($1, $2, 0.25, 3)", cid, T,
     )  # fmt: skip
+    await db.execute(
+        "INSERT INTO customer_rfm (customer_id, as_of, recency_days, frequency, monetary, r, f,"
+        " m, segment) VALUES ($1, $2, 3, 1, 30, 5, 1, 2, 'new')", cid, T,
+    )  # fmt: skip
+    await db.execute(
+        "INSERT INTO segments (name, definition, created_by) VALUES ($1, $2, 'test')",
+        f"new-{marker[::-1]}", {"rfm_segments": ["new"]},  # not the person's marker
+    )  # fmt: skip
     other = await add_customer(db, first_name=f"G{marker}", email=f"g{marker}@old.example")
     return cid, other
 
@@ -82,6 +90,8 @@ async def test_export_holds_everything_about_the_person(client, db):
     )  # fmt: skip
     assert document["interactions"][0]["properties"] == {"text": f"I am {marker}"}
     assert document["storedScores"][0]["churn_probability"] == 0.25
+    assert document["rfm"][0]["segment"] == "new"
+    assert f"new-{marker[::-1]}" in {s["name"] for s in document["segments"]}
     (merged,) = document["merges"]
     assert (merged["survivor_id"], merged["merged_ids"]) == (cid, [other])
     assert "mergeCustomers" in {e["operation"] for e in document["auditEntries"]}
@@ -121,7 +131,8 @@ async def test_erasure_leaves_nothing_personal_anywhere(client, db):
     assert body["__typename"] == "CustomerErased"
     assert body["customerId"] == str(cid)
     assert body["removed"] == {
-        "identities": 2, "interactions": 1, "consents": 2, "customer_scores": 1, "merges": 1,
+        "identities": 2, "interactions": 1, "consents": 2, "customer_scores": 1, "customer_rfm": 1,
+        "merges": 1,
     }  # fmt: skip
 
     # Every text, JSON and array column of every table, scanned for the person's marker.

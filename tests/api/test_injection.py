@@ -228,6 +228,7 @@ BATCH = (
 )
 CONNECTION = "totalCount nodes { id }"
 CUSTOMER_1 = ("customer", {"id": Seed("ann")})
+WINDOW = {"from": "2025-01-01T00:00:00Z", "to": "2025-03-01T00:00:00Z"}
 PURCHASE = {
     "customerId": Seed("ann"), "externalId": UNIQUE, "productSku": "SKU-1", "quantity": 1,
     "unitPrice": "10.00", "currency": "EUR", "purchasedAt": "2025-01-02T00:00:00Z",
@@ -257,6 +258,18 @@ BASES: dict[str, Base] = {
     "Query.auditLog": Base({"first": 5}, CONNECTION),
     "Query.exportCustomerData": Base({}, ""),
     "Query.scores": Base({}, "id", when={"source": {"externalIds": ["CRM-1"]}}),
+    "Query.revenue": Base({"granularity": EnumName("MONTH"), **WINDOW}, "orders"),
+    "Query.cohortRetention": Base(WINDOW, "size"),
+    "Query.topProducts": Base(WINDOW, "revenue"),
+    "Query.topCategories": Base(WINDOW, "revenue"),
+    "Query.kpis": Base(WINDOW, "orders"),
+    "Query.customersAggregate": Base(
+        {},
+        "count",
+        when={"filter.interactions.channel": {"filter.interactions.kind": "page_view"}},
+    ),
+    "Query.segment": Base({}, "id"),
+    "Segment.customers": Base({"first": 5}, CONNECTION, parent=("segment", {"name": "all"})),
     "Customer.churnRisk": Base({}, "probability", parent=CUSTOMER_1),
     "Customer.nextPurchase": Base({}, "probability30d", parent=CUSTOMER_1),
     "Customer.recommendations": Base({}, "score", parent=CUSTOMER_1),
@@ -306,6 +319,13 @@ BASES: dict[str, Base] = {
     "Mutation.unmergeCustomers": Base({"mergeId": "1"}, f"__typename {REFUSALS} {CONFLICT}"),
     "Mutation.eraseCustomer": Base({}, f"__typename {REFUSALS}"),
     "Mutation.createApiKey": Base({"role": EnumName("APP")}, f"__typename {REFUSALS}"),
+    "Mutation.createSegment": Base(
+        {"name": UNIQUE, "definition": {"countryIn": ["GB"]}},
+        f"__typename {REFUSALS}",
+        when={"definition.interactions.channel": {"definition.interactions.kind": "page_view"}},
+    ),
+    "Mutation.deleteSegment": Base({}, ""),
+    "Mutation.refreshRfm": Base({}, "customers"),
     "Mutation.revokeApiKey": Base({}, f"__typename {REFUSALS}"),
 }
 
@@ -386,6 +406,36 @@ EXPECT: dict[str, Stored | str] = {
     "eraseCustomer(id)": REFUSED,
     "createApiKey(name)": Stored("SELECT name FROM api_keys", str.strip),
     "revokeApiKey(idOrPrefix)": REFUSED,
+    "createSegment(name)": Stored("SELECT name FROM segments", str.strip),
+    "createSegment(description)": Stored("SELECT description FROM segments"),
+    "createSegment(definition.countryIn[])": REFUSED,
+    "createSegment(definition.consentedTo)": REFUSED,
+    "createSegment(definition.bought.sku)": Stored(
+        "SELECT definition #>> '{bought,sku}' FROM segments", str.strip
+    ),
+    "createSegment(definition.bought.category)": Stored(
+        "SELECT definition #>> '{bought,category}' FROM segments", lambda v: v.strip().lower()
+    ),
+    "createSegment(definition.interactions.kind)": Stored(
+        "SELECT definition #>> '{interactions,kind}' FROM segments", lambda v: v.strip().lower()
+    ),
+    "createSegment(definition.interactions.channel)": Stored(
+        "SELECT definition #>> '{interactions,channel}' FROM segments", str.strip
+    ),
+    **{
+        f"createSegment(definition.{r}.{b})": REFUSED
+        for r in (
+            "totalSpend",
+            "orders",
+            "daysSinceLastPurchase",
+            "churnProbability",
+            "purchaseProbability30d",
+            "expectedPurchases",
+        )
+        for b in ("min", "max")
+    },
+    "deleteSegment(id)": REFUSED,
+    "refreshRfm(asOf)": REFUSED,
 }
 
 
@@ -623,6 +673,9 @@ def alias_outcome(body: dict[str, Any], call: Call, nested: str | None) -> tuple
 def _empty(result: Any) -> bool:
     if result is None or result == []:
         return True
+    if isinstance(result, list) and all(isinstance(r, dict) for r in result):
+        # Aggregates answer with zeros, not with nothing: zero orders or customers is empty.
+        return all(r.get("orders", r.get("count")) == 0 for r in result)
     return isinstance(result, dict) and result.get("nodes") == [] and not result.get("totalCount")
 
 
@@ -671,6 +724,9 @@ class Sweep:
         await add_purchase(db, ann, T0, "10.00", product_id=sku1, order_ref="O-1")
         await add_interaction(db, ann, T0)
         await add_consent(db, ann, "newsletter", True, T0)
+        await db.execute(
+            "INSERT INTO segments (name, definition, created_by) VALUES ('all', '{}', 'test')"
+        )
         self.seeds = {"ann": ann, "bob": bob}
         self.dirty = False
 

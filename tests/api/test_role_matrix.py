@@ -102,6 +102,8 @@ async def test_each_role_may_call_exactly_the_mutations_the_policy_grants(client
         if name == "unmergeCustomers":
             merge = await db.fetchval("SELECT max(id) FROM merges")
             variables["m"] = str(merge or 1)
+        if name == "deleteSegment":
+            variables["s"] = str(await db.fetchval("SELECT max(id) FROM segments") or 1)
         before = await db.fetchval("SELECT count(*) FROM audit_log")
         response = await post(client, key, query, variables)
         if access(role, f"Mutation.{name}") is Access.DENY:

@@ -15,7 +15,7 @@ from tests.ml.conftest import copy_store, serving, serving_settings
 
 def test_the_printed_example_queries_are_valid():
     queries = [q for q in re.split(r"^# \d\..*$", EXAMPLES, flags=re.MULTILINE) if q.strip()]
-    assert len(queries) == 3
+    assert len(queries) == 4
     for text in queries:
         assert validate(schema._schema, parse(text)) == [], text
 

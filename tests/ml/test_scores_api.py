@@ -322,3 +322,14 @@ async def test_machine_clients_get_predictions_only_with_consent(seeded_url, cha
         both = data(await gql(http, WITHHELD_SCORES, ids))["scores"]
     assert [c["scoresWithheld"] for c in both] == [None, None]
     assert both[1]["churnRisk"]["probability"] > 0
+
+
+async def test_models_report_their_evaluation_metrics(seeded_url, champions_dir):
+    query = "{ models { task state version primaryMetric metrics { name value } } }"
+    async with serving(seeded_url, serving_settings(champions_dir)) as http:
+        models = {m["task"]: m for m in data(await gql(http, query))["models"]}
+    churn = models["churn"]
+    assert churn["state"] == "ok"
+    names = {m["name"]: m["value"] for m in churn["metrics"]}
+    assert churn["primaryMetric"] in names  # the gate's metric is among those shown
+    assert all(0 <= v <= 1 for k, v in names.items() if k in ("auc", "roc_auc", "pr_auc"))

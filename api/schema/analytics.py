@@ -1,0 +1,306 @@
+"""Analytics: revenue over time, cohort retention, top sellers, churn-risk distribution, KPIs
+and group-by aggregates over customers. Every number is one set-based statement."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated
+
+import strawberry
+
+import sql.analytics as store
+import sql.segments as segments_store
+from api.schema.commerce import ProductType
+from api.schema.common import GraphQLInfo
+from api.schema.rfm import RfmSegmentEnum
+from api.schema.segments import SegmentFilterInput, parse_input
+from domain import standardize as std
+from domain.errors import UserError
+from domain.ids import parse_id
+from domain.standardize import FieldError
+from sql.analytics import Dimension, Granularity, Metric
+
+GranularityEnum = strawberry.enum(Granularity, name="Granularity")
+DimensionEnum = strawberry.enum(
+    Dimension, name="CustomerDimension", description="What `customersAggregate` groups by."
+)
+MAX_PERIODS = 1_100  # three years of days
+
+
+def _window(start: datetime, end: datetime) -> None:
+    for name, value in (("from", start), ("to", end)):
+        if value.tzinfo is None:
+            raise UserError(f"`{name}` needs a time zone, e.g. 2026-01-01T00:00:00Z", field=name)
+    if start >= end:
+        raise UserError("`from` must be before `to`", field="from")
+
+
+def _code(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return std.code(value, field)
+    except FieldError as error:
+        raise UserError(error.message, field=field) from None
+
+
+def _category(value: str | None) -> str | None:
+    """Categories are free text, stored lower-case."""
+    if value is None:
+        return None
+    problem = std.text_problem(value, "category")
+    if problem is not None:
+        raise UserError(problem.message, field="category")
+    return value.strip().lower()
+
+
+@strawberry.type(name="RevenuePoint", description="One period's revenue, orders and buyers.")
+class RevenuePointType:
+    period: datetime = strawberry.field(description="The period's start (UTC).")
+    revenue: Decimal
+    orders: int
+    active_customers: int = strawberry.field(description="Customers who bought in the period.")
+    average_order_value: Decimal | None
+
+
+@strawberry.input(description="Which purchases count; every condition given must hold.")
+class RevenueFilterInput:
+    country: str | None = None
+    channel: str | None = None
+    category: str | None = None
+    segment_id: strawberry.ID | None = None
+
+
+@strawberry.type(name="Cohort", description="Customers who first bought in one month.")
+class CohortType:
+    month: datetime
+    size: int
+    retention: list[float | None] = strawberry.field(
+        description="Share of the cohort buying 0, 1, 2… months after its first month (null: "
+        "that month has not come yet)."
+    )
+
+
+@strawberry.type(name="ProductSales", description="A product's sales in a window.")
+class ProductSalesType:
+    product: ProductType
+    revenue: Decimal
+    units: int
+    customers: int
+
+
+@strawberry.type(name="CategorySales", description="A category's sales in a window.")
+class CategorySalesType:
+    category: str
+    revenue: Decimal
+    units: int
+    customers: int
+
+
+@strawberry.type(name="HistogramBin", description="Customers whose value falls in [from, to).")
+class HistogramBinType:
+    from_: float = strawberry.field(name="from")
+    to: float
+    customers: int
+
+
+@strawberry.type(name="Kpis", description="Headline numbers over a window.")
+class KpisType:
+    customers: int = strawberry.field(description="Customers on record (now).")
+    revenue: Decimal
+    orders: int
+    active_customers: int
+    average_order_value: Decimal | None
+
+
+@strawberry.type(name="Stats", description="Sum, average, minimum and maximum of a metric.")
+class StatsType:
+    sum: float | None
+    avg: float | None
+    min: float | None
+    max: float | None
+
+
+@strawberry.type(name="AggregateKey", description="The group's values (null: not grouped).")
+class AggregateKeyType:
+    country: str | None = None
+    rfm_segment: RfmSegmentEnum | None = None  # type: ignore[valid-type]
+    churn_band: str | None = None
+
+
+@strawberry.type(name="CustomerAggregate", description="One group of customers.")
+class CustomerAggregateType:
+    key: AggregateKeyType
+    count: int
+    spend: StatsType
+    purchases: StatsType
+    churn_probability: StatsType
+    days_since_last_purchase: StatsType
+
+
+def _stats(row: dict[str, object], metric: Metric) -> StatsType:
+    def value(fn: str) -> float | None:
+        found = row[f"{metric.value}_{fn}"]
+        return None if found is None else float(found)  # type: ignore[arg-type]
+
+    return StatsType(sum=value("sum"), avg=value("avg"), min=value("min"), max=value("max"))
+
+
+@strawberry.type(name="TimeRange", description="When the first and last purchase happened.")
+class TimeRangeType:
+    first: datetime | None
+    last: datetime | None
+
+
+@strawberry.type
+class AnalyticsQueries:
+    @strawberry.field(description="The span of the purchase history (to choose windows by).")
+    async def purchase_time_range(self, info: GraphQLInfo) -> TimeRangeType:
+        first, last = await store.time_range(info.context.db.pool)
+        return TimeRangeType(first=first, last=last)
+
+    @strawberry.field(description="Revenue, orders, active customers and average order value "
+                      "per day, week or month in [from, to), empty periods included.")  # fmt: skip
+    async def revenue(
+        self, info: GraphQLInfo, granularity: GranularityEnum,  # type: ignore[valid-type]
+        from_: Annotated[datetime, strawberry.argument(name="from")], to: datetime,
+        filter: RevenueFilterInput | None = None,
+    ) -> list[RevenuePointType]:  # fmt: skip
+        _window(from_, to)
+        days = (to - from_).days
+        per = {Granularity.DAY: 1, Granularity.WEEK: 7, Granularity.MONTH: 28}[granularity]
+        if days / per > MAX_PERIODS:
+            raise UserError(f"at most {MAX_PERIODS} periods per call", field="to")
+        flt = filter or RevenueFilterInput()
+        segment = None
+        if flt.segment_id is not None:
+            found = await segments_store.by_id(
+                info.context.db.pool, parse_id(flt.segment_id, field="segmentId")
+            )
+            if found is None:
+                raise UserError(f"no segment with id {flt.segment_id}", field="segmentId")
+            segment = found.definition
+        country = None
+        if flt.country is not None:
+            try:
+                country = std.country(flt.country)
+            except FieldError as error:
+                raise UserError(error.message, field="country") from None
+        settings = info.context.settings
+        points = await store.revenue(
+            info.context.db.pool, Granularity(granularity), from_, to,
+            store.RevenueFilter(country, _code(flt.channel, "channel"),
+                                _category(flt.category), segment),
+            settings.risk_bands, datetime.now(UTC),
+        )  # fmt: skip
+        return [
+            RevenuePointType(
+                period=p.period, revenue=p.revenue, orders=p.orders,
+                active_customers=p.active_customers, average_order_value=p.average_order_value,
+            )
+            for p in points
+        ]  # fmt: skip
+
+    @strawberry.field(description="Retention of first-purchase-month cohorts starting in "
+                      "[from, to): the share still buying N months later.")  # fmt: skip
+    async def cohort_retention(
+        self, info: GraphQLInfo, from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime, months: int = 12,
+    ) -> list[CohortType]:  # fmt: skip
+        _window(from_, to)
+        if not 0 <= months <= 60:
+            raise UserError("`months` must be between 0 and 60", field="months")
+        found = await store.cohorts(info.context.db.pool, from_, to, months, datetime.now(UTC))
+        return [CohortType(month=c.month, size=c.size, retention=c.retention) for c in found]
+
+    @strawberry.field(description="Best-selling products by revenue in [from, to).")
+    async def top_products(
+        self, info: GraphQLInfo, from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime, first: int = 10, category: str | None = None,
+    ) -> list[ProductSalesType]:  # fmt: skip
+        _window(from_, to)
+        if not 1 <= first <= 100:
+            raise UserError("`first` must be between 1 and 100", field="first")
+        rows = await store.top_products(info.context.db.pool, from_, to, _category(category), first)
+        products = await info.context.loaders.product_by_id.load_many([r["id"] for r in rows])
+        return [
+            ProductSalesType(product=ProductType.from_domain(p), revenue=r["revenue"],
+                             units=r["units"], customers=r["customers"])
+            for r, p in zip(rows, products, strict=True) if p is not None
+        ]  # fmt: skip
+
+    @strawberry.field(description="Best-selling categories by revenue in [from, to).")
+    async def top_categories(
+        self, info: GraphQLInfo, from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime, first: int = 10,
+    ) -> list[CategorySalesType]:  # fmt: skip
+        _window(from_, to)
+        if not 1 <= first <= 100:
+            raise UserError("`first` must be between 1 and 100", field="first")
+        rows = await store.top_categories(info.context.db.pool, from_, to, first)
+        return [
+            CategorySalesType(category=r["category"], revenue=r["revenue"], units=r["units"],
+                              customers=r["customers"])
+            for r in rows
+        ]  # fmt: skip
+
+    @strawberry.field(description="Customers per bin of stored churn probability.")
+    async def churn_risk_distribution(
+        self, info: GraphQLInfo, bins: int = 10
+    ) -> list[HistogramBinType]:
+        if not 1 <= bins <= 100:
+            raise UserError("`bins` must be between 1 and 100", field="bins")
+        counts = await store.churn_histogram(info.context.db.pool, bins)
+        return [
+            HistogramBinType(from_=i / bins, to=(i + 1) / bins, customers=n)
+            for i, n in enumerate(counts)
+        ]
+
+    @strawberry.field(description="Customers, revenue, orders, buyers and average order value "
+                      "over [from, to).")  # fmt: skip
+    async def kpis(
+        self,
+        info: GraphQLInfo,
+        from_: Annotated[datetime, strawberry.argument(name="from")],
+        to: datetime,
+    ) -> KpisType:
+        _window(from_, to)
+        row = await store.kpis(info.context.db.pool, from_, to)
+        orders = row["orders"]
+        return KpisType(
+            customers=row["customers"], revenue=row["revenue"], orders=orders,
+            active_customers=row["active_customers"],
+            average_order_value=(row["revenue"] / orders).quantize(Decimal("0.01"))
+            if orders else None,
+        )  # fmt: skip
+
+    @strawberry.field(description="Count, sum, average, min and max of spend, purchases, churn "
+                      "probability and recency per group of the customers the filter selects "
+                      "(all when none).")  # fmt: skip
+    async def customers_aggregate(
+        self, info: GraphQLInfo, filter: SegmentFilterInput | None = None,
+        group_by: list[DimensionEnum] | None = None,  # type: ignore[valid-type]
+        first: int = 100,
+    ) -> list[CustomerAggregateType]:  # fmt: skip
+        if not 1 <= first <= 1000:
+            raise UserError("`first` must be between 1 and 1000", field="first")
+        dimensions = list(dict.fromkeys(Dimension(d) for d in group_by or ()))
+        rows = await store.aggregate(
+            info.context.db.pool, parse_input(filter, "filter") if filter else None, dimensions,
+            info.context.settings.risk_bands, datetime.now(UTC), first,
+        )  # fmt: skip
+        return [
+            CustomerAggregateType(
+                key=AggregateKeyType(
+                    country=row.get("country"),  # type: ignore[arg-type]
+                    rfm_segment=row.get("rfm_segment"),
+                    churn_band=row.get("churn_band"),  # type: ignore[arg-type]
+                ),
+                count=row["count"],  # type: ignore[arg-type]
+                spend=_stats(row, Metric.SPEND), purchases=_stats(row, Metric.PURCHASES),
+                churn_probability=_stats(row, Metric.CHURN_PROBABILITY),
+                days_since_last_purchase=_stats(row, Metric.DAYS_SINCE_LAST_PURCHASE),
+            )
+            for row in rows
+        ]  # fmt: skip

@@ -1,0 +1,68 @@
+"""`cdm rfm` and `cdm segment`: snapshots, sizes and consent-respecting exports."""
+
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime, timedelta
+
+import pyarrow.parquet as pq
+
+from tests.cli.test_cli import assert_one_line_error, cdm
+from tests.factories import add_consent, add_customer, add_purchase
+
+NOW = datetime.now(UTC)
+
+
+async def test_rfm_and_segment_exports_respect_consent(db, database_url, tmp_path):
+    env = {"CDM_DATABASE_URL": database_url}
+    ann = await add_customer(db, first_name="Ann", email="ann@example.org", country="GB")
+    bob = await add_customer(db, first_name="Bob", email="bob@example.org", country="GB")
+    await add_customer(db, first_name="Cid", country="DE")
+    for who in (ann, bob):
+        await add_purchase(db, who, NOW - timedelta(days=3), "25.00")
+    await add_consent(db, ann, "email_marketing", True, NOW - timedelta(days=1))
+    await add_consent(db, bob, "email_marketing", False, NOW - timedelta(days=1))
+
+    result = cdm("rfm", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "RFM of 2 customers" in result.stdout
+    assert await db.fetchval("SELECT count(*) FROM customer_rfm") == 2
+
+    await db.execute(
+        "INSERT INTO segments (name, definition, created_by) VALUES ('uk', $1, 'test')",
+        {"countries": ["GB"]},
+    )
+    listed = cdm("segment", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "uk" in listed.stdout
+
+    out = tmp_path / "uk.csv"
+    result = cdm("segment", "export", "uk", "--channel", "email", "-o", str(out), env=env)
+    assert result.returncode == 0, result.stderr
+    said = " ".join(result.stdout.split())  # the console wraps long lines
+    assert "Wrote 1 of 2 members" in said
+    assert "1 without consent to email_marketing left out" in said
+    with out.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["id"], r["email"], r["rfm_segment"]) for r in rows] == [
+        (str(ann), "ann@example.org", rows[0]["rfm_segment"])
+    ]
+    assert rows[0]["rfm_segment"]
+
+    parquet = tmp_path / "uk.parquet"
+    result = cdm("segment", "export", "uk", "--format", "parquet", "-o", str(parquet), env=env)
+    assert result.returncode == 0, result.stderr
+    table = pq.read_table(parquet).to_pydict()
+    assert sorted(table["id"]) == sorted([ann, bob])  # no channel: every member
+    assert table["total_spend"] == [25.0, 25.0]
+
+    sizes = await db.fetch("SELECT size FROM segment_sizes ORDER BY at")
+    assert [r["size"] for r in sizes] == [2, 2, 2]  # list, and each export, record the size
+    audit = await db.fetchval(
+        "SELECT details FROM audit_log WHERE operation = 'segment export' ORDER BY id LIMIT 1"
+    )
+    assert audit["rows"] == 1
+
+    assert_one_line_error(cdm("segment", "export", "nope", env=env), "no segment named 'nope'")
+    bad = cdm("segment", "export", "uk", "--channel", "fax", env=env)
+    assert_one_line_error(bad, "--channel must be one of")
