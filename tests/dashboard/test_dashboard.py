@@ -109,6 +109,9 @@ async def test_the_dashboard_draws_every_chart_without_errors(
             page.on("console", lambda m: m.type == "error" and problems.append(m.text))
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
+            page.on(
+                "response", lambda r: r.status >= 400 and problems.append(f"{r.status}: {r.url}")
+            )
             await page.route(
                 lambda url: not url.startswith(f"http://127.0.0.1:{port}/"),
                 lambda route: (problems.append(f"outside request: {route.request.url}"),
@@ -130,6 +133,8 @@ async def test_the_dashboard_draws_every_chart_without_errors(
             assert await page.locator("#churn .bars path").count() == 20  # one per bin
             assert await page.locator("#models tbody tr").count() == 3
             await page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
+            await page.wait_for_load_state("networkidle")  # late requests (e.g. an icon)
+            await page.wait_for_timeout(500)
             await browser.close()
     finally:
         server.terminate()
