@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from graphql import (
-    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -24,7 +23,6 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
-    OperationType,
     SelectionSetNode,
     get_named_type,
 )
@@ -52,19 +50,13 @@ class Authorization:
 
 def authorize(
     schema: GraphQLSchema,
-    document: DocumentNode,
+    fragments: dict[str, FragmentDefinitionNode],
     operation: OperationDefinitionNode,
     role: Role,
 ) -> Authorization:
-    """The role's verdict on ``operation`` (validated against ``schema``)."""
-    fragments = {
-        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-    }
-    root = {
-        OperationType.QUERY: schema.query_type,
-        OperationType.MUTATION: schema.mutation_type,
-        OperationType.SUBSCRIPTION: schema.subscription_type,
-    }[operation.operation]
+    """The role's verdict on ``operation`` (validated against ``schema``; ``fragments`` are
+    its document's, by name)."""
+    root = schema.get_root_type(operation.operation)
     assert root is not None  # validation accepted the operation
     denied: list[str] = []
     reads: list[str] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -11,7 +11,8 @@ import asyncpg
 from api.loaders import Loaders
 from api.score_loaders import ScoreLoaders
 from cdm.settings import Settings
-from domain.access import Caller
+from domain.access import Caller, Role
+from domain.audit import AuditEntry, AuditKind
 from domain.predictions import ModelUnavailable
 from ml.serving.scoring import Scorer
 from sql.executor import Database
@@ -68,6 +69,17 @@ class Context:
             context.caller = caller
             context.actor = caller.actor
         return context
+
+    def audit_entry(
+        self, kind: AuditKind, operation: str, customer_ids: Iterable[int],
+        details: Mapping[str, object] | None = None,
+    ) -> AuditEntry:  # fmt: skip
+        """An audit entry for this request: its caller, role and request id filled in."""
+        return AuditEntry(
+            actor=self.actor, role=self.caller.role.value if self.caller else Role.ADMIN.value,
+            kind=kind, operation=operation, customer_ids=AuditEntry.ids(customer_ids),
+            request_id=self.request_id, details=details or {},
+        )  # fmt: skip
 
     def writing(self) -> WriteScope:
         """The mutation's transaction (mutations run under ``api.audit.Audited``)."""

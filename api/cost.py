@@ -22,7 +22,6 @@ from graphql import (
     GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
-    OperationType,
     SelectionSetNode,
     VariableNode,
     get_named_type,
@@ -39,11 +38,7 @@ def query_cost(
     variables: dict[str, Any] | None,
 ) -> int:
     """The estimated cost of ``operation`` with ``variables`` (validated document)."""
-    root = {
-        OperationType.QUERY: schema.query_type,
-        OperationType.MUTATION: schema.mutation_type,
-        OperationType.SUBSCRIPTION: schema.subscription_type,
-    }[operation.operation]
+    root = schema.get_root_type(operation.operation)
     assert root is not None
     return _Estimate(schema, fragments, variables or {}).cost(
         root, operation.selection_set, frozenset()

@@ -46,18 +46,18 @@ def _connection_left_busy(exc: BaseException) -> bool:
     )
 
 
-def unavailable(exc: BaseException) -> dict[str, Any]:
-    """The response body for a request the database could not serve (logged with an id)."""
+def _unavailable_entry(exc: BaseException) -> dict[str, Any]:
     error_id = uuid.uuid4().hex
     _log.warning("database unavailable [%s]: %r", error_id, exc)
     return {
-        "errors": [
-            {
-                "message": _UNAVAILABLE_MESSAGE,
-                "extensions": {"code": UNAVAILABLE, "errorId": error_id},
-            }
-        ]
+        "message": _UNAVAILABLE_MESSAGE,
+        "extensions": {"code": UNAVAILABLE, "errorId": error_id},
     }
+
+
+def unavailable(exc: BaseException) -> dict[str, Any]:
+    """The response body for a request the database could not serve (logged with an id)."""
+    return {"errors": [_unavailable_entry(exc)]}
 
 
 def format_error(error: GraphQLError) -> dict[str, Any]:
@@ -78,24 +78,24 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
             extensions["field"] = original.field
         entry["extensions"] = extensions
     elif is_unavailable(original):
-        (only,) = unavailable(original)["errors"]
-        entry.update(only)
+        entry.update(_unavailable_entry(original))
     else:
-        (only,) = internal_error(original, error.path)["errors"]
-        entry.update(only)
+        entry.update(_internal_entry(original, error.path))
     return entry
 
 
-def internal_error(exc: BaseException, path: object = None) -> dict[str, Any]:
-    """The response body for our own failure: an id to quote, the details only in the log."""
+def _internal_entry(exc: BaseException, path: object = None) -> dict[str, Any]:
     error_id = uuid.uuid4().hex
     _log.error("unexpected error [%s] at %s", error_id, path, exc_info=exc)
     return {
-        "errors": [
-            {"message": "Internal server error",
-             "extensions": {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id}}
-        ]
-    }  # fmt: skip
+        "message": "Internal server error",
+        "extensions": {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id},
+    }
+
+
+def internal_error(exc: BaseException) -> dict[str, Any]:
+    """The response body for our own failure: an id to quote, the details only in the log."""
+    return {"errors": [_internal_entry(exc)]}
 
 
 def request_error(message: str, code: str = "BAD_REQUEST") -> dict[str, Any]:

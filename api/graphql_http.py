@@ -49,7 +49,7 @@ from api.errors import format_error, internal_error, is_unavailable, request_err
 from api.limits import QueryLimits, check_shape
 from api.rate_limit import RateLimiter
 from domain.access import Role
-from domain.audit import AuditEntry, AuditKind
+from domain.audit import AuditKind
 from domain.standardize import has_nul
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -105,17 +105,13 @@ def _audit_reads(
     if not authorization.reads or not context.db.customers_read:
         return
     roots = [s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)]
+    operation_name = ",".join(dict.fromkeys(roots)) or "query"
     state.audit.add(
-        AuditEntry(
-            actor=context.actor,
-            role=context.caller.role.value if context.caller else "admin",
-            kind=AuditKind.READ,
-            operation=",".join(dict.fromkeys(roots)) or "query",
-            customer_ids=AuditEntry.ids(context.db.customers_read),
-            request_id=context.request_id,
-            details={"fields": list(authorization.reads)},
+        context.audit_entry(
+            AuditKind.READ, operation_name, context.db.customers_read,
+            {"fields": list(authorization.reads)},
         )
-    )
+    )  # fmt: skip
 
 
 class PreparedDocument:
@@ -140,8 +136,7 @@ class PreparedDocument:
         key = (operation.name.value if operation.name else None, role)
         found = self._authorized.get(key)
         if found is None:
-            assert self.document is not None
-            found = self._authorized[key] = authorize(schema, self.document, operation, role)
+            found = self._authorized[key] = authorize(schema, self.fragments, operation, role)
         return found
 
     def compiled(

@@ -9,7 +9,8 @@ into SQL as text.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -261,8 +262,8 @@ class Segment:
     description: str | None
     definition: SegmentFilter
     created_by: str
-    created_at: Any
-    updated_at: Any = field(default=None)
+    created_at: datetime
+    updated_at: datetime | None = None
 
 
 # Channels an export can be for, and the consent purpose each needs.

@@ -12,10 +12,10 @@ import asyncpg
 
 from domain.predictions import RiskBands
 from domain.segments import SegmentFilter
+from sql.database import Target
 from sql.queries import query
-from sql.segments import FROM, Compiled, compile_filter, member_condition
+from sql.segments import Compiled, member_condition, members_clause
 
-Target = asyncpg.Pool | asyncpg.Connection
 _SEGMENT = "/*segment*/ true"
 
 
@@ -165,14 +165,12 @@ async def aggregate(
         f"{fn}({sql}) AS {metric.value}_{fn}"
         for metric, sql in metrics.items() for fn in ("sum", "avg", "min", "max")
     ]  # fmt: skip
-    condition = "true"
-    if flt is not None:
-        condition, extra = compile_filter(flt, as_of, bands, offset=len(out.params))
-        out.params += extra
+    members, extra = members_clause(flt or SegmentFilter(), as_of, bands, len(out.params))
+    out.params += extra
     positions = ", ".join(str(i + 1) for i in range(len(keys)))
     grouping = f" GROUP BY {positions} ORDER BY {positions}" if keys else ""
     sql = (
-        f"SELECT {', '.join([*keys, 'count(*) AS count', *selected])} {FROM}"
-        f" WHERE c.erased_at IS NULL AND {condition}{grouping} LIMIT {out.bind(limit)}"
+        f"SELECT {', '.join([*keys, 'count(*) AS count', *selected])} {members}"
+        f"{grouping} LIMIT {out.bind(limit)}"
     )
     return [dict(r) for r in await target.fetch(sql, *out.params)]

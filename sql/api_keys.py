@@ -8,6 +8,7 @@ import asyncpg
 
 from domain.access import Role
 from domain.api_keys import ApiKey
+from sql.database import Target
 from sql.queries import query
 
 
@@ -19,7 +20,7 @@ def _key(r: asyncpg.Record) -> ApiKey:
 
 
 async def insert_key(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    conn: Target,
     name: str,
     role: Role,
     prefix: str,
@@ -33,19 +34,17 @@ async def insert_key(
     return _key(row)
 
 
-async def key_by_prefix(
-    conn: asyncpg.Connection | asyncpg.Pool, prefix: str
-) -> tuple[ApiKey, bytes] | None:
+async def key_by_prefix(conn: Target, prefix: str) -> tuple[ApiKey, bytes] | None:
     """The key with ``prefix`` and its stored hash."""
     row = await conn.fetchrow(query("api_key_by_prefix"), prefix)
     return (_key(row), bytes(row["secret_hash"])) if row else None
 
 
-async def list_keys(conn: asyncpg.Connection | asyncpg.Pool) -> list[ApiKey]:
+async def list_keys(conn: Target) -> list[ApiKey]:
     return [_key(r) for r in await conn.fetch(query("list_api_keys"))]
 
 
-async def revoke_key(conn: asyncpg.Connection | asyncpg.Pool, id_or_prefix: str) -> ApiKey | None:
+async def revoke_key(conn: Target, id_or_prefix: str) -> ApiKey | None:
     """Revoke the key with this id or prefix; the key, or None if there is none."""
     row = await conn.fetchrow(query("revoke_api_key"), id_or_prefix)
     return _key(row) if row else None

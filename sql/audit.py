@@ -9,6 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from domain.audit import AuditEntry, AuditKind
+from sql.database import Target
 from sql.queries import query
 
 
@@ -22,9 +23,7 @@ async def record(conn: asyncpg.Connection, entry: AuditEntry) -> None:
     await conn.execute(query("audit_insert"), *_values(entry))
 
 
-async def record_many(
-    pool: asyncpg.Pool | asyncpg.Connection, entries: Sequence[AuditEntry]
-) -> None:
+async def record_many(pool: Target, entries: Sequence[AuditEntry]) -> None:
     """Append many entries in one pipelined batch (one transaction)."""
     if entries:
         await pool.executemany(query("audit_insert"), [_values(e) for e in entries])
@@ -55,7 +54,7 @@ class AuditFilter:
 
 
 async def page(
-    pool: asyncpg.Pool | asyncpg.Connection,
+    pool: Target,
     flt: AuditFilter,
     *,
     after: tuple[datetime, int] | None = None,
@@ -69,6 +68,6 @@ async def page(
     return [_entry(r) for r in rows]
 
 
-async def count(pool: asyncpg.Pool | asyncpg.Connection, flt: AuditFilter) -> int:
+async def count(pool: Target, flt: AuditFilter) -> int:
     """How many entries match ``flt``."""
     return int(await pool.fetchval(query("audit_count"), *flt.args()))

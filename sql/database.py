@@ -17,6 +17,10 @@ from sql.embedded import ensure_database, start_embedded_server
 _SESSION = {"timezone": "UTC", "application_name": "cdm"}
 _log = logging.getLogger(__name__)
 
+# Where a statement may run: the pool (a connection of its own) or a caller's connection
+# (inside the caller's transaction).
+Target = asyncpg.Pool | asyncpg.Connection
+
 
 async def resolve_database_url(database_url: str | None, data_dir: Path) -> str:
     """The configured URL, or the embedded server's ``cdm`` database (started if needed)."""

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import asyncpg
 
+from sql.database import Target
 from sql.queries import query
 
 
@@ -31,7 +32,7 @@ class Database:
         self._conn = conn
 
     @property
-    def _target(self) -> asyncpg.Pool | asyncpg.Connection:
+    def _target(self) -> Target:
         return self._conn if self._conn is not None else self.pool
 
     def read_customers(self, ids: Iterable[int]) -> None:

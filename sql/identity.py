@@ -43,9 +43,8 @@ from domain.merging import (
 )
 from domain.standardize import FieldError
 from domain.survivorship import PROFILE_FIELDS, Policy
+from sql.database import Target
 from sql.queries import query
-
-Target = asyncpg.Pool | asyncpg.Connection
 
 
 @asynccontextmanager

@@ -9,9 +9,8 @@ from decimal import Decimal
 import asyncpg
 
 from domain.rfm import Rfm, RfmSegment, SegmentSize, segment_map
+from sql.database import Target
 from sql.queries import query
-
-Target = asyncpg.Pool | asyncpg.Connection
 
 
 async def refresh(conn: asyncpg.Connection, as_of: datetime) -> int:

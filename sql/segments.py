@@ -17,9 +17,8 @@ import asyncpg
 
 from domain.predictions import RiskBand, RiskBands
 from domain.segments import Range, Segment, SegmentFilter, parse_filter, to_json
+from sql.database import Target
 from sql.queries import query
-
-Target = asyncpg.Pool | asyncpg.Connection
 
 # Everything a condition may refer to; erased customers (tombstones) are never members.
 FROM = """FROM customers c
@@ -178,14 +177,18 @@ async def delete(conn: asyncpg.Connection, segment_id: int) -> bool:
     return await conn.fetchval(query("segment_delete"), segment_id) is not None
 
 
+def members_clause(
+    node: SegmentFilter, as_of: datetime, bands: RiskBands, offset: int = 0
+) -> tuple[str, list[object]]:
+    """``FROM … WHERE`` the definition's members (tombstones never are), and its values."""
+    condition, params = compile_filter(node, as_of, bands, offset=offset)
+    return f"{FROM} WHERE c.erased_at IS NULL AND {condition}", params
+
+
 async def size(target: Target, node: SegmentFilter, as_of: datetime, bands: RiskBands) -> int:
     """How many customers the definition holds now."""
-    condition, params = compile_filter(node, as_of, bands)
-    return int(
-        await target.fetchval(
-            f"SELECT count(*) {FROM} WHERE c.erased_at IS NULL AND {condition}", *params
-        )
-    )
+    members, params = members_clause(node, as_of, bands)
+    return int(await target.fetchval(f"SELECT count(*) {members}", *params))
 
 
 async def record_size(target: Target, segment_id: int, count: int) -> None:
@@ -204,11 +207,8 @@ async def member_ids(
     after: int | None, limit: int,
 ) -> list[int]:  # fmt: skip
     """A page of member ids, in id order after ``after``."""
-    condition, params = compile_filter(node, as_of, bands, offset=2)
-    sql = (
-        f"SELECT c.id {FROM} WHERE c.erased_at IS NULL AND c.id > $1 AND {condition}"
-        " ORDER BY c.id LIMIT $2"
-    )
+    members, params = members_clause(node, as_of, bands, offset=2)
+    sql = f"SELECT c.id {members} AND c.id > $1 ORDER BY c.id LIMIT $2"
     rows = await target.fetch(sql, after or 0, limit, *params)
     return [r["id"] for r in rows]
 
@@ -217,12 +217,8 @@ async def stats(
     target: Target, node: SegmentFilter, as_of: datetime, bands: RiskBands
 ) -> dict[str, Any]:
     """Totals over the members: size, spend, purchases, churn probability."""
-    condition, params = compile_filter(node, as_of, bands)
-    row = await target.fetchrow(
-        f"{query('segment_stats_select')} {FROM} WHERE c.erased_at IS NULL AND {condition}",
-        *params,
-    )
-    return dict(row)
+    members, params = members_clause(node, as_of, bands)
+    return dict(await target.fetchrow(f"{query('segment_stats_select')} {members}", *params))
 
 
 async def member_contacts(
@@ -231,24 +227,18 @@ async def member_contacts(
 ) -> list[asyncpg.Record]:  # fmt: skip
     """Members with their contact fields, only those whose latest decision for ``purpose``
     is a grant (all members when None): what an export for a channel may carry."""
-    condition, params = compile_filter(node, as_of, bands, offset=1)
-    consent = (
-        "(SELECT k.granted FROM consents k WHERE k.customer_id = c.id AND k.purpose = $1"
-        " ORDER BY k.recorded_at DESC, k.id DESC LIMIT 1) IS TRUE"
-    )
-    sql = (
-        f"{query('segment_export_select')} {FROM} WHERE c.erased_at IS NULL"
-        f" AND ($1::text IS NULL OR {consent}) AND {condition} ORDER BY c.id"
-    )
-    return await conn.fetch(sql, purpose, *params)
+    if purpose is not None:  # the segment's own consent condition, added to its definition
+        node = SegmentFilter(all_of=(node, SegmentFilter(consented_to=purpose)))
+    members, params = members_clause(node, as_of, bands)
+    return await conn.fetch(f"{query('segment_export_select')} {members} ORDER BY c.id", *params)
 
 
 def member_condition(
     node: SegmentFilter, as_of: datetime, bands: RiskBands, offset: int
 ) -> tuple[str, list[object]]:
     """``c.id IN (members)`` for other statements (analytics filtered by a segment)."""
-    condition, params = compile_filter(node, as_of, bands, offset=offset)
-    return f"c.id IN (SELECT c.id {FROM} WHERE c.erased_at IS NULL AND {condition})", params
+    members, params = members_clause(node, as_of, bands, offset=offset)
+    return f"c.id IN (SELECT c.id {members})", params
 
 
 async def segments_of(

@@ -12,7 +12,7 @@ import strawberry
 import sql.analytics as store
 import sql.segments as segments_store
 from api.schema.commerce import ProductType
-from api.schema.common import GraphQLInfo
+from api.schema.common import GraphQLInfo, require_zone
 from api.schema.rfm import RfmSegmentEnum
 from api.schema.segments import SegmentFilterInput, parse_input
 from domain import standardize as std
@@ -29,11 +29,15 @@ MAX_PERIODS = 1_100  # three years of days
 
 
 def _window(start: datetime, end: datetime) -> None:
-    for name, value in (("from", start), ("to", end)):
-        if value.tzinfo is None:
-            raise UserError(f"`{name}` needs a time zone, e.g. 2026-01-01T00:00:00Z", field=name)
+    require_zone(start, "from")
+    require_zone(end, "to")
     if start >= end:
         raise UserError("`from` must be before `to`", field="from")
+
+
+def _between_1_and(value: int, maximum: int, field: str) -> None:
+    if not 1 <= value <= maximum:
+        raise UserError(f"`{field}` must be between 1 and {maximum}", field=field)
 
 
 def _code(value: str | None, field: str) -> str | None:
@@ -220,8 +224,7 @@ class AnalyticsQueries:
         to: datetime, first: int = 10, category: str | None = None,
     ) -> list[ProductSalesType]:  # fmt: skip
         _window(from_, to)
-        if not 1 <= first <= 100:
-            raise UserError("`first` must be between 1 and 100", field="first")
+        _between_1_and(first, 100, "first")
         rows = await store.top_products(info.context.db.pool, from_, to, _category(category), first)
         products = await info.context.loaders.product_by_id.load_many([r["id"] for r in rows])
         return [
@@ -236,8 +239,7 @@ class AnalyticsQueries:
         to: datetime, first: int = 10,
     ) -> list[CategorySalesType]:  # fmt: skip
         _window(from_, to)
-        if not 1 <= first <= 100:
-            raise UserError("`first` must be between 1 and 100", field="first")
+        _between_1_and(first, 100, "first")
         rows = await store.top_categories(info.context.db.pool, from_, to, first)
         return [
             CategorySalesType(category=r["category"], revenue=r["revenue"], units=r["units"],
@@ -249,8 +251,7 @@ class AnalyticsQueries:
     async def churn_risk_distribution(
         self, info: GraphQLInfo, bins: int = 10
     ) -> list[HistogramBinType]:
-        if not 1 <= bins <= 100:
-            raise UserError("`bins` must be between 1 and 100", field="bins")
+        _between_1_and(bins, 100, "bins")
         counts = await store.churn_histogram(info.context.db.pool, bins)
         return [
             HistogramBinType(from_=i / bins, to=(i + 1) / bins, customers=n)
@@ -283,8 +284,7 @@ class AnalyticsQueries:
         group_by: list[DimensionEnum] | None = None,  # type: ignore[valid-type]
         first: int = 100,
     ) -> list[CustomerAggregateType]:  # fmt: skip
-        if not 1 <= first <= 1000:
-            raise UserError("`first` must be between 1 and 1000", field="first")
+        _between_1_and(first, 1000, "first")
         dimensions = list(dict.fromkeys(Dimension(d) for d in group_by or ()))
         rows = await store.aggregate(
             info.context.db.pool, parse_input(filter, "filter") if filter else None, dimensions,

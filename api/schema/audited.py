@@ -19,7 +19,7 @@ from strawberry.types import Info
 import sql.audit
 from api.context import Context, WriteScope
 from api.schema.errors import Conflict, ValidationFailed
-from domain.audit import AuditEntry, AuditKind
+from domain.audit import AuditKind
 
 # Answers that mean "refused, nothing written": recorded with outcome "refused".
 _REFUSALS = (ValidationFailed, Conflict)
@@ -41,16 +41,11 @@ class Audited(FieldExtension):
                 context.write_scope = None
                 context.db.bind(None)
             outcome = "refused" if isinstance(result, _REFUSALS) else "done"
-            caller = context.caller
-            await sql.audit.record(
-                conn,
-                AuditEntry(
-                    actor=context.actor, role=caller.role.value if caller else "admin",
-                    kind=AuditKind.MUTATION, operation=info.field_name,
-                    customer_ids=AuditEntry.ids(scope.customer_ids),
-                    request_id=context.request_id, details={"outcome": outcome, **scope.details},
-                ),
+            entry = context.audit_entry(
+                AuditKind.MUTATION, info.field_name, scope.customer_ids,
+                {"outcome": outcome, **scope.details},
             )  # fmt: skip
+            await sql.audit.record(conn, entry)
         return result
 
 

@@ -97,14 +97,10 @@ class GovernanceQueries:
         async with context.db.pool.acquire() as conn:
             document = await sql.gdpr.export_customer(conn, pk, context.settings.risk_bands)
             if document is not None:
-                await sql.audit.record(
-                    conn,
-                    AuditEntry(
-                        actor=context.actor, role=context.caller.role.value if context.caller
-                        else "admin", kind=AuditKind.READ, operation="exportCustomerData",
-                        customer_ids=(document["customerId"],), request_id=context.request_id,
-                    ),
-                )  # fmt: skip
+                entry = context.audit_entry(
+                    AuditKind.READ, "exportCustomerData", [document["customerId"]]
+                )
+                await sql.audit.record(conn, entry)
         return document
 
 

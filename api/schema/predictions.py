@@ -11,7 +11,7 @@ import strawberry
 
 from api.schema.audited import mutation
 from api.schema.commerce import ProductType
-from api.schema.common import GraphQLInfo, selects
+from api.schema.common import GraphQLInfo, require_zone, selects
 from domain import predictions
 from domain.access import Role
 from domain.consent import prediction_withheld
@@ -163,8 +163,7 @@ AsOf = Annotated[
 
 def _scores(info: GraphQLInfo, as_of: datetime | None):  # noqa: ANN202 (ScoreLoaders)
     if as_of is not None:
-        if as_of.tzinfo is None:
-            raise UserError("asOf needs a time zone, e.g. 2026-11-01T00:00:00Z", field="asOf")
+        require_zone(as_of, "asOf")
         if as_of > datetime.now(UTC):
             raise UserError("asOf must not be in the future", field="asOf")
     return info.context.scores(as_of)

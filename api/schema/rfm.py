@@ -10,9 +10,8 @@ import strawberry
 
 import sql.rfm
 from api.schema.audited import mutation
-from api.schema.common import GraphQLInfo
+from api.schema.common import GraphQLInfo, require_zone
 from api.schema.predictions import scores_withheld
-from domain.errors import UserError
 from domain.lifetime_value import lifetime_value
 from domain.predictions import ModelUnavailable
 from domain.rfm import Rfm, RfmSegment
@@ -126,8 +125,8 @@ class RfmMutations:
         "snapshot; `cdm rfm` does the same from the command line (better for millions)."
     )
     async def refresh_rfm(self, info: GraphQLInfo, as_of: datetime | None = None) -> RfmSummaryType:
-        if as_of is not None and as_of.tzinfo is None:
-            raise UserError("asOf needs a time zone, e.g. 2026-11-01T00:00:00Z", field="asOf")
+        if as_of is not None:
+            require_zone(as_of, "asOf")
         conn = info.context.writing().conn
         await sql.rfm.refresh(conn, as_of or datetime.now(UTC))
         return await _summary(conn)  # in the mutation's transaction: the new snapshot

@@ -244,15 +244,15 @@ class SegmentMutations:
             errors += exc.errors
         if errors:
             return ValidationFailed.of(errors)
-        context = info.context
-        conn = context.writing().conn
-        created = await store.create(conn, name, description, parsed, context.actor)
+        context, scope = info.context, info.context.writing()
+        created = await store.create(scope.conn, name, description, parsed, context.actor)
         if created is None:
             taken = FieldError("name", "taken", f"a segment named {name!r} exists")
             return ValidationFailed.of([taken])
-        size = await store.size(conn, parsed, datetime.now(UTC), context.settings.risk_bands)
-        await store.record_size(conn, created.id, size)
-        context.writing().details["segment"] = created.id
+        bands = context.settings.risk_bands
+        size = await store.size(scope.conn, parsed, datetime.now(UTC), bands)
+        await store.record_size(scope.conn, created.id, size)
+        scope.details["segment"] = created.id
         return SegmentType.from_domain(created)
 
     @mutation(description="Delete a saved segment (its size history goes with it).")

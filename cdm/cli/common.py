@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import typer
@@ -14,6 +16,8 @@ from typer.core import TyperCommand, TyperGroup
 
 from cdm.cli.errors import describe, fail
 from cdm.settings import Settings, load_settings
+from domain.access import Role
+from domain.audit import AuditEntry, AuditKind
 from sql import migrate
 from sql.database import connect, resolve_database_url
 
@@ -89,3 +93,22 @@ async def with_connection(action: Callable[..., Awaitable[T]], *args: object) ->
         return await action(conn, *args)
     finally:
         await conn.close()
+
+
+def actor() -> str:
+    """Who acts, as recorded in merges and the audit log: ``cli:<login name>``."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers): fall back to the uid
+        user = f"uid{os.getuid()}"
+    return f"cli:{user}"
+
+
+def command_entry(
+    operation: str, customer_ids: Iterable[int], details: Mapping[str, object] | None = None
+) -> AuditEntry:
+    """The audit entry of a command: whoever holds the database URL acts as admin."""
+    return AuditEntry(
+        actor=actor(), role=Role.ADMIN.value, kind=AuditKind.COMMAND, operation=operation,
+        customer_ids=AuditEntry.ids(customer_ids), details=details or {},
+    )  # fmt: skip

@@ -5,8 +5,6 @@ Scoring and blocking rules: `domain.matching`; merge rules: `domain.merging`.
 
 from __future__ import annotations
 
-import getpass
-import os
 from typing import Annotated, Any
 
 import orjson
@@ -14,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cdm.cli.common import OneLineErrors, console, migrated_database, settings_from_env
+from cdm.cli.common import OneLineErrors, actor, console, migrated_database, settings_from_env
 from cdm.cli.errors import CliError, run
 from cdm.settings import Settings
 from domain.customers import Customer
@@ -30,15 +28,6 @@ from domain.merging import (
 )
 from sql import identity
 from sql.database import connect
-
-
-def actor() -> str:
-    """Who acts, as recorded in merges: ``cli:<login name>``."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers): fall back to the uid
-        user = f"uid{os.getuid()}"
-    return f"cli:{user}"
 
 
 def _customer_json(c: Customer) -> dict[str, Any]:

@@ -12,10 +12,15 @@ import typer
 
 import sql.audit
 import sql.gdpr
-from cdm.cli.common import OneLineGroupErrors, console, settings_from_env, with_connection
-from cdm.cli.dedupe import actor
+from cdm.cli.common import (
+    OneLineGroupErrors,
+    actor,
+    command_entry,
+    console,
+    settings_from_env,
+    with_connection,
+)
 from cdm.cli.errors import fail, run
-from domain.audit import AuditEntry, AuditKind
 from domain.erasure import Erased
 
 gdpr_app = typer.Typer(
@@ -25,17 +30,10 @@ gdpr_app = typer.Typer(
 )
 
 
-def _entry(operation: str, customer_id: int, details: dict[str, Any] | None = None) -> AuditEntry:
-    return AuditEntry(
-        actor=actor(), role="admin", kind=AuditKind.COMMAND, operation=operation,
-        customer_ids=(customer_id,), details=details or {},
-    )  # fmt: skip
-
-
 async def _export(conn: asyncpg.Connection, customer_id: int) -> dict[str, Any] | None:
     document = await sql.gdpr.export_customer(conn, customer_id, settings_from_env().risk_bands)
     if document is not None:
-        await sql.audit.record(conn, _entry("gdpr export", document["customerId"]))
+        await sql.audit.record(conn, command_entry("gdpr export", [document["customerId"]]))
     return document
 
 
@@ -43,7 +41,7 @@ async def _erase(conn: asyncpg.Connection, customer_id: int) -> Erased | str:
     async with conn.transaction():  # the erasure and its audit entry commit together
         outcome = await sql.gdpr.erase_customer(conn, customer_id, actor(), None)
         if isinstance(outcome, Erased):
-            entry = _entry("gdpr erase", outcome.customer_id, {"removed": outcome.removed})
+            entry = command_entry("gdpr erase", [outcome.customer_id], {"removed": outcome.removed})
             await sql.audit.record(conn, entry)
         return outcome
 

@@ -21,13 +21,12 @@ import sql.segments as store
 from cdm.cli.common import (
     OneLineErrors,
     OneLineGroupErrors,
+    command_entry,
     console,
     settings_from_env,
     with_connection,
 )
-from cdm.cli.dedupe import actor
 from cdm.cli.errors import fail, run
-from domain.audit import AuditEntry, AuditKind
 from domain.segments import CHANNEL_PURPOSES
 
 segment_app = typer.Typer(
@@ -91,18 +90,13 @@ async def _export(
     if segment is None:
         return f"no segment named {name!r} (see `cdm segment list`)"
     bands, now = settings_from_env().risk_bands, datetime.now(UTC)
-    async with conn.transaction(isolation="repeatable_read", readonly=False):
+    async with conn.transaction(isolation="repeatable_read"):
         members = await store.size(conn, segment.definition, now, bands)
         rows = await store.member_contacts(conn, segment.definition, now, bands, purpose)
         await store.record_size(conn, segment.id, members)
-        await sql.audit.record(
-            conn,
-            AuditEntry(
-                actor=actor(), role="admin", kind=AuditKind.COMMAND, operation="segment export",
-                customer_ids=tuple(r["id"] for r in rows),
-                details={"segment": segment.id, "purpose": purpose, "rows": len(rows)},
-            ),
-        )  # fmt: skip
+        details = {"segment": segment.id, "purpose": purpose, "rows": len(rows)}
+        entry = command_entry("segment export", [r["id"] for r in rows], details)
+        await sql.audit.record(conn, entry)
     return rows, members
 
 
