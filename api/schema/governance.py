@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 import strawberry
@@ -17,6 +17,7 @@ from domain.audit import AuditEntry, AuditKind
 from domain.erasure import Erased
 from domain.ids import parse_id
 from domain.standardize import FieldError
+from ml.serving.explain import current_scores
 from sql.audit import AuditFilter
 
 AuditKindEnum = strawberry.enum(
@@ -88,19 +89,24 @@ class GovernanceQueries:
 
     @strawberry.field(
         description="Everything held about a person, as one JSON document (GDPR art. 15 and "
-        "20): profile, identities, consents, purchases, interactions, stored scores, merges, "
-        "audit entries about them. A merged id exports its survivor. Admins only; audited."
+        "20): profile, identities, consents, purchases, interactions, stored scores, current "
+        "scores with every factor behind them, RFM, segments, merges, audit entries about "
+        "them. A merged id exports its survivor. Admins only; audited."
     )
     async def export_customer_data(self, info: GraphQLInfo, id: strawberry.ID) -> JSON | None:
         pk = parse_id(id)
         context = info.context
         async with context.db.pool.acquire() as conn:
             document = await sql.gdpr.export_customer(conn, pk, context.settings.risk_bands)
-            if document is not None:
-                entry = context.audit_entry(
-                    AuditKind.READ, "exportCustomerData", [document["customerId"]]
-                )
-                await sql.audit.record(conn, entry)
+            if document is None:
+                return None
+            cid = document["customerId"]
+            document["currentScores"] = None
+            if context.scorer is not None and not document["erasure"]:
+                scores = await current_scores(context.scorer, conn, cid, datetime.now(UTC))
+                document["currentScores"] = scores
+            entry = context.audit_entry(AuditKind.READ, "exportCustomerData", [cid])
+            await sql.audit.record(conn, entry)
         return document
 
 

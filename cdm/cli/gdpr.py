@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,9 @@ from cdm.cli.common import (
     with_connection,
 )
 from cdm.cli.errors import fail, run
+from cdm.scoring import build_scorer
 from domain.erasure import Erased
+from ml.serving.explain import current_scores
 
 gdpr_app = typer.Typer(
     help="Data-subject rights: export everything about a person, or erase them.",
@@ -31,8 +34,17 @@ gdpr_app = typer.Typer(
 
 
 async def _export(conn: asyncpg.Connection, customer_id: int) -> dict[str, Any] | None:
-    document = await sql.gdpr.export_customer(conn, customer_id, settings_from_env().risk_bands)
+    settings = settings_from_env()
+    document = await sql.gdpr.export_customer(conn, customer_id, settings.risk_bands)
     if document is not None:
+        document["currentScores"] = None
+        if not document["erasure"]:
+            scorer = build_scorer(settings)
+            await scorer.store.refresh(settings.model_load_timeout_seconds)
+            document["currentScores"] = await current_scores(
+                scorer, conn, document["customerId"], datetime.now(UTC)
+            )
+            scorer.store.close()
         await sql.audit.record(conn, command_entry("gdpr export", [document["customerId"]]))
     return document
 

@@ -96,6 +96,10 @@ async def test_export_holds_everything_about_the_person(client, db):
     assert (merged["survivor_id"], merged["merged_ids"]) == (cid, [other])
     assert "mergeCustomers" in {e["operation"] for e in document["auditEntries"]}
     assert document["erasure"] is None
+    # Current scores and their explanations: no model is trained here, and the export says so.
+    current = document["currentScores"]
+    assert current["churnRisk"]["unavailable"].startswith("no churn model is available")
+    assert set(current) == {"asOf", "churnRisk", "nextPurchase", "recommendations"}
     # The export itself is on the record.
     exported = await db.fetchval(
         "SELECT count(*) FROM audit_log WHERE operation = 'exportCustomerData'"

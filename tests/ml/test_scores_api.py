@@ -333,3 +333,20 @@ async def test_models_report_their_evaluation_metrics(seeded_url, champions_dir)
     names = {m["name"]: m["value"] for m in churn["metrics"]}
     assert churn["primaryMetric"] in names  # the gate's metric is among those shown
     assert all(0 <= v <= 1 for k, v in names.items() if k in ("auc", "roc_auc", "pr_auc"))
+
+
+async def test_a_data_subject_export_explains_the_current_scores(seeded_url, champions_dir):
+    (cid,) = await buyer_ids(seeded_url, 1)
+    export = "query($id: ID!) { exportCustomerData(id: $id) }"
+    live = """query($id: ID!) { customer(id: $id) { churnRisk { probability } } }"""
+    async with serving(seeded_url, serving_settings(champions_dir)) as http:
+        document = data(await gql(http, export, {"id": str(cid)}))["exportCustomerData"]
+        now = data(await gql(http, live, {"id": str(cid)}))["customer"]["churnRisk"]
+    churn = document["currentScores"]["churnRisk"]
+    assert churn["probability"] == pytest.approx(now["probability"], abs=1e-6)
+    assert [f["feature"] for f in churn["factors"]] != []
+    assert {f["feature"] for f in churn["factors"]} == set(FEATURES)  # every factor, not a few
+    assert document["currentScores"]["nextPurchase"]["horizonDays"] > 0
+    recommendations = document["currentScores"]["recommendations"]
+    assert recommendations["model"] == "cdm-upsell"
+    assert all(i["explanation"] for i in recommendations["items"])  # (the seeded past is quiet now)
