@@ -14,7 +14,7 @@ from domain.predictions import RiskBands
 from domain.segments import SegmentFilter
 from sql.database import Target
 from sql.queries import query
-from sql.segments import Compiled, member_condition, members_clause
+from sql.segments import ORDERS, Compiled, member_condition, members_clause
 
 _SEGMENT = "/*segment*/ true"
 
@@ -128,6 +128,7 @@ class Dimension(StrEnum):
 
 class Metric(StrEnum):
     SPEND = "spend"
+    ORDERS = "orders"
     PURCHASES = "purchases"
     CHURN_PROBABILITY = "churn_probability"
     DAYS_SINCE_LAST_PURCHASE = "days_since_last_purchase"
@@ -135,13 +136,15 @@ class Metric(StrEnum):
 
 async def aggregate(
     target: Target, flt: SegmentFilter | None, group_by: list[Dimension], bands: RiskBands,
-    as_of: datetime, limit: int,
+    as_of: datetime, limit: int, *, orders: bool = False,
 ) -> list[dict[str, object]]:  # fmt: skip
-    """Count, sum, average, min and max of every metric per group of customers."""
+    """Count, sum, average, min and max of every metric per group of customers; orders only
+    when asked for (they are counted per customer from the purchases, the costly one)."""
     out = Compiled()
     at = out.bind(as_of)
     metrics = {
         Metric.SPEND: "coalesce(s.total_spend, 0)::float8",
+        **({Metric.ORDERS: f"{ORDERS}::float8"} if orders else {}),
         Metric.PURCHASES: "coalesce(s.purchase_count, 0)::float8",
         Metric.CHURN_PROBABILITY: "cs.churn_probability",
         Metric.DAYS_SINCE_LAST_PURCHASE: f"extract(epoch FROM {at}::timestamptz"

@@ -25,7 +25,8 @@ FROM = """FROM customers c
   LEFT JOIN customer_purchase_stats s ON s.customer_id = c.id
   LEFT JOIN customer_scores cs ON cs.customer_id = c.id
   LEFT JOIN customer_rfm rfm ON rfm.customer_id = c.id"""
-_ORDERS = (
+# A customer's orders: distinct order references (a line without one is an order by itself).
+ORDERS = (
     "(SELECT count(DISTINCT coalesce(p.order_ref, p.external_id)) FROM purchases p"
     " WHERE p.customer_id = c.id)"
 )
@@ -71,7 +72,7 @@ def _node(node: SegmentFilter, as_of: datetime, bands: RiskBands, out: Compiled)
     if node.countries:
         parts.append(f"c.country = ANY ({out.bind(list(node.countries))}::text[])")
     parts += _between("coalesce(s.total_spend, 0)", node.total_spend, out, "numeric")
-    parts += _between(_ORDERS, node.orders, out, "bigint")
+    parts += _between(ORDERS, node.orders, out, "bigint")
     if node.days_since_last_purchase is not None:
         # Customers who never bought have no recency: they match no recency condition.
         days = f"(extract(epoch FROM {out.bind(as_of)}::timestamptz - s.last_purchase_at) / 86400)"

@@ -12,7 +12,7 @@ import strawberry
 import sql.analytics as store
 import sql.segments as segments_store
 from api.schema.commerce import ProductType
-from api.schema.common import GraphQLInfo, require_zone
+from api.schema.common import GraphQLInfo, require_zone, selects
 from api.schema.rfm import RfmSegmentEnum
 from api.schema.segments import SegmentFilterInput, parse_input
 from domain import standardize as std
@@ -138,7 +138,10 @@ class CustomerAggregateType:
     key: AggregateKeyType
     count: int
     spend: StatsType
-    purchases: StatsType
+    orders: StatsType | None = strawberry.field(
+        description="Orders per customer (distinct order references); computed when selected."
+    )
+    purchases: StatsType = strawberry.field(description="Purchase lines per customer.")
     churn_probability: StatsType
     days_since_last_purchase: StatsType
 
@@ -289,6 +292,7 @@ class AnalyticsQueries:
         rows = await store.aggregate(
             info.context.db.pool, parse_input(filter, "filter") if filter else None, dimensions,
             info.context.settings.risk_bands, datetime.now(UTC), first,
+            orders=selects(info, ("orders",)),
         )  # fmt: skip
         return [
             CustomerAggregateType(
@@ -299,6 +303,7 @@ class AnalyticsQueries:
                 ),
                 count=row["count"],  # type: ignore[arg-type]
                 spend=_stats(row, Metric.SPEND), purchases=_stats(row, Metric.PURCHASES),
+                orders=_stats(row, Metric.ORDERS) if "orders_sum" in row else None,
                 churn_probability=_stats(row, Metric.CHURN_PROBABILITY),
                 days_since_last_purchase=_stats(row, Metric.DAYS_SINCE_LAST_PURCHASE),
             )

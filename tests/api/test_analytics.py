@@ -122,7 +122,7 @@ async def test_top_sellers_histogram_and_kpis(client, db):
 
 AGGREGATE = """query($by: [CustomerDimension!], $filter: SegmentFilterInput) {
   customersAggregate(groupBy: $by, filter: $filter) { key { country churnBand rfmSegment } count
-    spend { sum avg min max } purchases { sum } churnProbability { avg } } }"""
+    spend { sum avg min max } orders { sum max } purchases { sum } churnProbability { avg } } }"""
 
 
 async def test_customers_aggregate_groups_and_filters(client, db):
@@ -139,6 +139,7 @@ async def test_customers_aggregate_groups_and_filters(client, db):
     assert by_country[1]["spend"]["min"] == 75.0  # x: 10 + 5 + 20 + 40
     assert by_country[1]["spend"]["max"] == 90.0
     assert by_country[1]["purchases"]["sum"] == 6.0
+    assert by_country[1]["orders"] == {"sum": 5.0, "max": 3.0}  # x's two first lines: one order
     both = data(await gql(client, AGGREGATE, {"by": ["COUNTRY", "CHURN_BAND"]}))
     assert [(g["key"]["country"], g["key"]["churnBand"], g["count"])
             for g in both["customersAggregate"]] == [
