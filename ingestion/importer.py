@@ -27,6 +27,8 @@ from ingestion.readers import FileFormat, Numbered, read_chunks, remap
 from sql import imports
 from sql.queries import query
 
+# Tries at writing a chunk that collided with a concurrent writer (see write_chunk).
+_ATTEMPTS = 3
 ENTITIES = ("customers", "products", "purchases", "interactions", "consents")
 _PARSERS: dict[str, Callable[[Mapping[str, Any], rec.ParseOptions], Any]] = {
     "customers": rec.parse_customer,
@@ -103,17 +105,34 @@ async def write_records(
     return await writer(conn, lines, create_missing_customers=options.create_missing_customers)
 
 
-async def _write_chunk(
-    conn: asyncpg.Connection, options: ImportOptions, lines: Sequence[tuple[int, Any]]
-) -> imports.WriteResult:
-    for attempt in range(3):
+class _Undo(Exception):  # control flow only: never escapes write_chunk
+    def __init__(self, result: imports.WriteResult) -> None:
+        self.result = result
+
+
+async def write_chunk(
+    conn: asyncpg.Connection, options: ImportOptions, lines: Sequence[tuple[int, Any]], *,
+    all_or_nothing: bool = False,
+) -> tuple[imports.WriteResult, bool]:  # fmt: skip
+    """Write validated records in a transaction of their own (a savepoint inside the
+    caller's), and whether it was kept: with `all_or_nothing`, a line refused while writing
+    (an unknown customer, say) rolls the whole chunk back.
+
+    A concurrent writer can insert one of these keys after we looked (a unique violation) or
+    lock rows in another order (a deadlock): the chunk is then run again, and finds those
+    rows as existing, so identical concurrent writes all succeed with one row between them.
+    """
+    for attempt in range(_ATTEMPTS):
         try:
             async with conn.transaction():
-                return await write_records(conn, options, lines)
+                result = await write_records(conn, options, lines)
+                if all_or_nothing and result.rejected:
+                    raise _Undo(result)
+                return result, True
+        except _Undo as undo:
+            return undo.result, False
         except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
-            # A concurrent writer added one of these keys after we looked (or the two
-            # collided): run the chunk again; those rows are now found as existing.
-            if attempt == 2:
+            if attempt == _ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
 
@@ -158,7 +177,7 @@ async def _import_file(
             while (item := await pending) is not None:
                 pending = asyncio.ensure_future(asyncio.to_thread(read_and_parse))
                 chunk, good, bad = item
-                result = await _write_chunk(conn, options, good)
+                result, _ = await write_chunk(conn, options, good)
                 _account(summary, sink, path, chunk, bad, result)
                 if progress is not None:
                     progress(summary.read)

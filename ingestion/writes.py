@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from domain.standardize import FieldError
-from ingestion.importer import ImportOptions, parse_chunk, write_records
+from ingestion.importer import ImportOptions, parse_chunk, write_chunk
 
 MAX_BATCH = 1000
 
@@ -38,7 +38,8 @@ async def write_batch(
     """Validate and write `items` (see the module docstring) on ``conn``.
 
     The batch gets its own transaction, or a savepoint when the caller holds one (the API's
-    mutations do: their audit entry commits with the batch).
+    mutations do: their audit entry commits with the batch); a collision with a concurrent
+    writer runs it again (`write_chunk`), so a race is never an error.
     """
     if not items:
         return BatchOutcome(written=False, errors={0: [FieldError("items", "empty", "no items")]})
@@ -49,19 +50,11 @@ async def write_batch(
     errors = {index: problems for index, problems, _ in bad}
     if errors and not partial:
         return BatchOutcome(written=False, errors=errors)
-    transaction = conn.transaction()
-    await transaction.start()
-    try:
-        result = await write_records(conn, options, good)
-        for index, problem in result.rejected.items():
-            errors.setdefault(index, []).append(problem)
-        if result.rejected and not partial:
-            await transaction.rollback()
-            return BatchOutcome(written=False, errors=errors)
-    except BaseException:
-        await transaction.rollback()
-        raise
-    await transaction.commit()
+    result, kept = await write_chunk(conn, options, good, all_or_nothing=not partial)
+    for index, problem in result.rejected.items():
+        errors.setdefault(index, []).append(problem)
+    if not kept:
+        return BatchOutcome(written=False, errors=errors)
     return BatchOutcome(
         written=True, inserted=result.inserted, updated=result.updated,
         unchanged=result.unchanged, errors=errors, customer_ids=result.customer_ids,

@@ -84,6 +84,7 @@ async def erase_customer(
     their audit entry), else in its own.
     """
     async with conn.transaction():
+        await conn.execute(query("gdpr_lock_identities"), customer_id)
         found = await conn.fetchrow(query("gdpr_resolve"), customer_id)
         if found is None:
             return f"no customer with id {customer_id}"

@@ -55,6 +55,8 @@ async def _stage_refs(
         records=[(line, r.customer_id, r.source, r.external_id, at) for line, r, at in refs],
         columns=["line", "customer_id", "customer_source", "customer_ref", "seen_at"],
     )
+    if create_missing:
+        await conn.execute(query("stage_refs_lock_external_ids"))
     await conn.execute(query("stage_refs_by_external_id"))
     await conn.execute(query("stage_refs_follow_aliases"))
     await conn.execute(query("stage_refs_live"))
@@ -227,6 +229,18 @@ def _keys(record: CustomerRecord) -> list[tuple[str, str]]:
 _KIND_NAMES = {"x": "external_id", "e": "email", "p": "phone"}
 
 
+async def _lock_identities(
+    conn: asyncpg.Connection, lines: Sequence[tuple[int, CustomerRecord]]
+) -> None:
+    """Lock every identity the records bring until commit (migration 0009), so a concurrent
+    writer bringing one of them waits, then finds the customer this one matched or made."""
+    keys = sorted({(_KIND_NAMES[kind], r.source, v) for _, r in lines for kind, v in _keys(r)})
+    await conn.execute(
+        query("lock_identity_keys"), [k for k, _, _ in keys], [s for _, s, _ in keys],
+        [v for _, _, v in keys],
+    )  # fmt: skip
+
+
 async def _without_erased(
     conn: asyncpg.Connection, lines: Sequence[tuple[int, CustomerRecord]], result: WriteResult,
     resume_erased: bool,
@@ -268,8 +282,10 @@ async def write_customers(
     the chunk that share any identity are the same person, applied oldest observation first.
     """
     result = WriteResult()
-    if lines:
-        lines = await _without_erased(conn, lines, result, resume_erased)
+    if not lines:
+        return result
+    await _lock_identities(conn, lines)
+    lines = await _without_erased(conn, lines, result, resume_erased)
     if not lines:
         return result
     records = dict(lines)

@@ -61,6 +61,25 @@ SELECT at, actor, role, kind, operation, request_id, details
 -- name: gdpr_erasure
 SELECT erased_at, erased_by, request_id, removed FROM erasures WHERE customer_id = $1;
 
+-- name: gdpr_lock_identities
+-- The identities of the person an id names, locked as identity resolution locks them
+-- (migration 0009) and before their row is (a writer holding them may be waiting for it): a
+-- write bringing one either commits before the erasure (and is erased with the rest) or runs
+-- after it (and is refused as an erased person's).
+WITH person AS (
+    SELECT coalesce((SELECT a.customer_id FROM customer_aliases a WHERE a.merged_id = $1), $1)
+               AS id
+)
+SELECT lock_identity_keys(coalesce(array_agg(kind), '{}'), coalesce(array_agg(source), '{}'),
+                          coalesce(array_agg(value), '{}'))
+  FROM (SELECT kind, source, value FROM identities WHERE customer_id = (SELECT id FROM person)
+        UNION
+        SELECT 'email', '', email FROM customers WHERE id = (SELECT id FROM person)
+                                                   AND email IS NOT NULL
+        UNION
+        SELECT 'phone', '', phone FROM customers WHERE id = (SELECT id FROM person)
+                                                   AND phone IS NOT NULL) k;
+
 -- name: gdpr_suppress
 -- Remember the person's identities as salted hashes (identities and profile alike).
 INSERT INTO suppressed_identities (identity_hash)

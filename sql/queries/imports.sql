@@ -12,6 +12,16 @@ CREATE TEMP TABLE stage_refs (
     missing_id       bigint  -- an id the line gave that names no live customer
 ) ON COMMIT DROP;
 
+-- name: stage_refs_lock_external_ids
+-- Before customers are created for unseen external ids: lock those ids (migration 0009), so
+-- two writers naming the same new id create one customer between them.
+SELECT lock_identity_keys(coalesce(array_agg('external_id'::text), '{}'),
+                          coalesce(array_agg(customer_source), '{}'),
+                          coalesce(array_agg(customer_ref), '{}'))
+  FROM (SELECT DISTINCT customer_source, customer_ref
+          FROM stage_refs
+         WHERE customer_ref IS NOT NULL) d;
+
 -- name: stage_refs_by_external_id
 UPDATE stage_refs s
    SET customer_id = i.customer_id
@@ -304,6 +314,10 @@ UPDATE import_runs
    SET finished_at = now(), status = $2, rows_read = $3, inserted = $4, updated = $5,
        unchanged = $6, rejected = $7
  WHERE id = $1;
+
+-- name: lock_identity_keys
+-- Serialise identity resolution per identity key (migration 0009); held until commit.
+SELECT lock_identity_keys($1::text[], $2::text[], $3::text[]);
 
 -- name: customer_matches
 -- Existing customers sharing an identity with incoming records: external ids of the given

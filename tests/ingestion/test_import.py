@@ -137,20 +137,20 @@ async def test_killed_import_rerun_equals_a_clean_run(db, tmp_path, monkeypatch)
     clean = await _snapshot(db)
     await db.execute("TRUNCATE customers, purchases, identities, customer_purchase_stats CASCADE")
 
-    real = importer._write_chunk
+    real = importer.write_chunk
     calls = {"n": 0}
 
-    async def dies_on_third_chunk(conn, opts, chunk):
+    async def dies_on_third_chunk(conn, opts, chunk, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt  # the process is killed mid-import
-        return await real(conn, opts, chunk)
+        return await real(conn, opts, chunk, **kwargs)
 
-    monkeypatch.setattr(importer, "_write_chunk", dies_on_third_chunk)
+    monkeypatch.setattr(importer, "write_chunk", dies_on_third_chunk)
     with pytest.raises(KeyboardInterrupt):
         await _import(db, tmp_path, text, options)
     assert await db.fetchval("SELECT count(*) FROM purchases") == 20  # two whole chunks
-    monkeypatch.setattr(importer, "_write_chunk", real)
+    monkeypatch.setattr(importer, "write_chunk", real)
     rerun, _ = await _import(db, tmp_path, text, options)
     assert rerun.balanced
     after = await _snapshot(db)
