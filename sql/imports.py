@@ -151,6 +151,7 @@ async def _write_owned(
         await _update_then_insert(conn, kind.entity, len(lines), result)
     else:
         await _upsert(conn, kind.entity, len(lines), result)
+    await conn.execute(query("stage_refs_backdate_customers"), list(result.rejected))
     return result
 
 

@@ -90,6 +90,28 @@ SELECT s.line, s.customer_id,
                                            s.customer_source, s.customer_ref))
               END AS erased) e;
 
+-- name: stage_refs_backdate_customers
+-- A customer's created_at is never after its earliest event: lower it to the earliest event
+-- this write kept ($1: the lines refused). Another writer may have created the customer from
+-- a later event of another chunk, or the customer came in before its history. Rows are
+-- locked in id order first, so writers touching the same customers cannot deadlock here.
+WITH earliest AS (
+    SELECT customer_id, min(seen_at) AS first_seen
+      FROM stage_refs
+     WHERE customer_id IS NOT NULL AND line <> ALL ($1::bigint[])
+     GROUP BY customer_id
+), locked AS (
+    SELECT c.id, e.first_seen
+      FROM customers c JOIN earliest e ON e.customer_id = c.id
+     WHERE c.created_at > e.first_seen
+     ORDER BY c.id
+       FOR NO KEY UPDATE OF c
+)
+UPDATE customers c
+   SET created_at = l.first_seen
+  FROM locked l
+ WHERE c.id = l.id AND c.created_at > l.first_seen;
+
 -- name: stage_purchases_create
 CREATE TEMP TABLE stage_purchases (
     line          bigint PRIMARY KEY,

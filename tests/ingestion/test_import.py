@@ -242,6 +242,32 @@ async def test_unreadable_lines_are_rejected_not_dropped(db, tmp_path):
     assert rejects[0]["code"] == "unreadable"
 
 
+async def test_every_write_dates_its_customer_back_to_the_earliest_event(db):
+    """API batches and import chunks share the writer: an event older than the customer
+    moves the customer's created_at back to it, never forward."""
+    from ingestion.writes import write_batch
+    from tests.factories import add_customer
+
+    cid = await add_customer(db, created_at=datetime(2025, 5, 1, tzinfo=UTC))
+    ref = {"customer_id": str(cid), "currency": "EUR"}
+    steps = [
+        ("interactions", {"external_id": "i", "occurred_at": "2025-04-01T00:00:00Z",
+                          "channel": "web", "kind": "visit"}, datetime(2025, 4, 1)),
+        ("purchases", {"external_id": "p", "amount": "1", "purchased_at":
+                       "2025-03-01T00:00:00Z"}, datetime(2025, 3, 1)),
+        ("consents", {"purpose": "email", "granted": "yes", "recorded_at":
+                      "2025-02-01T00:00:00Z"}, datetime(2025, 2, 1)),
+        ("purchases", {"external_id": "q", "amount": "1", "purchased_at":
+                       "2025-04-15T00:00:00Z"}, datetime(2025, 2, 1)),  # later: no change
+    ]  # fmt: skip
+    for entity, item, expected in steps:
+        async with db.acquire() as conn:
+            outcome = await write_batch(conn, _options(entity), [{**ref, **item}])
+        assert outcome.written, outcome.errors
+        created = await db.fetchval("SELECT created_at FROM customers WHERE id = $1", cid)
+        assert created == expected.replace(tzinfo=UTC), entity
+
+
 def test_missing_file_is_a_clear_error(tmp_path: Path):
     from ingestion.readers import InputError, read_chunks
 
