@@ -343,7 +343,7 @@ UNION ALL
 SELECT 'p', phone, id FROM customers WHERE phone = ANY ($4::text[]);
 
 -- name: customer_profiles_for_update
-SELECT id, first_name, last_name, email, phone, country, birth_date, field_sources
+SELECT id, first_name, last_name, email, phone, country, birth_date, field_sources, created_at
   FROM customers
  WHERE id = ANY ($1::bigint[])
  ORDER BY id
@@ -363,7 +363,8 @@ CREATE TEMP TABLE stage_customers (
     country        text,
     birth_date     date,
     field_sources  text NOT NULL,
-    observed_at    timestamptz NOT NULL
+    observed_at    timestamptz NOT NULL,
+    created_at     timestamptz  -- from the source; NULL: now (new), unchanged (existing)
 ) ON COMMIT DROP;
 
 -- name: stage_customers_insert
@@ -371,7 +372,7 @@ INSERT INTO customers (id, first_name, last_name, email, phone, country, birth_d
                        field_sources, created_at, updated_at)
 OVERRIDING SYSTEM VALUE
 SELECT id, first_name, last_name, email, phone, country, birth_date, field_sources::jsonb,
-       now(), now()
+       coalesce(created_at, now()), greatest(now(), created_at)
   FROM stage_customers
  WHERE is_new;
 
@@ -379,6 +380,7 @@ SELECT id, first_name, last_name, email, phone, country, birth_date, field_sourc
 UPDATE customers c
    SET first_name = s.first_name, last_name = s.last_name, email = s.email, phone = s.phone,
        country = s.country, birth_date = s.birth_date, field_sources = s.field_sources::jsonb,
+       created_at = least(c.created_at, s.created_at),
        updated_at = greatest(now(), c.created_at)
   FROM stage_customers s
  WHERE s.id = c.id AND NOT s.is_new;

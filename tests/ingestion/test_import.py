@@ -240,6 +240,7 @@ async def test_unreadable_lines_are_rejected_not_dropped(db, tmp_path):
     assert (summary.read, summary.inserted, summary.rejected) == (2, 1, 1)
     assert rejects[0]["line"] == "3"
     assert rejects[0]["code"] == "unreadable"
+    assert rejects[0]["raw"] == "B,only two"  # the text as found, not an empty column
 
 
 async def test_every_write_dates_its_customer_back_to_the_earliest_event(db):
