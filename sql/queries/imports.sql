@@ -97,8 +97,10 @@ SELECT s.line, s.customer_id,
 -- locked in id order first, so writers touching the same customers cannot deadlock here.
 WITH earliest AS (
     SELECT customer_id, min(seen_at) AS first_seen
-      FROM stage_refs
-     WHERE customer_id IS NOT NULL AND line <> ALL ($1::bigint[])
+      FROM stage_refs s
+     WHERE customer_id IS NOT NULL
+       -- an anti-join, not `<> ALL`: a chunk may refuse thousands of lines
+       AND NOT EXISTS (SELECT 1 FROM unnest($1::bigint[]) AS x(line) WHERE x.line = s.line)
      GROUP BY customer_id
 ), locked AS (
     SELECT c.id, e.first_seen

@@ -267,6 +267,14 @@ async def test_every_write_dates_its_customer_back_to_the_earliest_event(db):
         assert outcome.written, outcome.errors
         created = await db.fetchval("SELECT created_at FROM customers WHERE id = $1", cid)
         assert created == expected.replace(tzinfo=UTC), entity
+    # A refused line (unknown product) was not written: it does not date the customer.
+    refused = {**ref, "external_id": "r", "amount": "1", "product_sku": "NOPE",
+               "purchased_at": "2024-01-01T00:00:00Z"}  # fmt: skip
+    async with db.acquire() as conn:
+        outcome = await write_batch(conn, _options("purchases"), [refused], partial=True)
+    assert [e.code for e in outcome.errors[0]] == ["unknown_product"]
+    created = await db.fetchval("SELECT created_at FROM customers WHERE id = $1", cid)
+    assert created == datetime(2025, 2, 1, tzinfo=UTC)
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path):
