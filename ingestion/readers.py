@@ -116,9 +116,29 @@ def detect_delimiter(path: Path, encoding: str = "utf-8") -> str:
     except UnicodeDecodeError:
         raise InputError(f"{path.name}: not {encoding} text; set --encoding") from None
     try:
-        return csv.Sniffer().sniff(sample, delimiters=DETECTED_DELIMITERS).delimiter
-    except csv.Error:  # one column, or no consistent choice: the CSV default
-        return ","
+        sniffed = csv.Sniffer().sniff(sample, delimiters=DETECTED_DELIMITERS).delimiter
+    except csv.Error:
+        return _most_consistent(sample)
+    first = next(csv.reader(io.StringIO(sample), delimiter=sniffed), [])
+    return sniffed if len(first) > 1 else _most_consistent(sample)
+
+
+def _most_consistent(sample: str) -> str:
+    """The delimiter that splits most lines of `sample` into the first line's number of
+    fields (at least two); a comma when none does. The Sniffer gives up on a sample as soon
+    as a quoted field holds the delimiter or a quote is left open."""
+    best, best_score = ",", 0
+    for delimiter in DETECTED_DELIMITERS:  # in order of preference on a tie
+        try:
+            rows = [row for row in csv.reader(io.StringIO(sample), delimiter=delimiter) if row]
+        except csv.Error:
+            continue
+        if not rows or len(rows[0]) < 2:
+            continue
+        score = sum(len(row) == len(rows[0]) for row in rows)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
 
 
 def read_chunks(path: Path, fmt: FileFormat, chunk_size: int) -> Iterator[list[Numbered]]:
@@ -143,7 +163,8 @@ def _names(first: list[str] | None, fmt: FileFormat, path: Path) -> list[str]:
         return list(fmt.columns)
     if first is None:
         raise InputError(f"{path.name}: no header row; give the column names with --columns")
-    return [name.strip() for name in first]
+    # A byte-order mark (spreadsheet exports) is not part of the first column's name.
+    return [name.strip().lstrip("\ufeff").strip() for name in first]
 
 
 class _Lines:

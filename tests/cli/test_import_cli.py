@@ -115,7 +115,10 @@ async def test_a_row_naming_its_customer_twice_or_by_no_customer_is_refused(
     assert "customer_external_id" in reject["reason"]
     assert await db.fetchval("SELECT count(*) FROM purchases") == 0
 
-    ids = ["999", "abc", "99999999999999999999", "\u00b2", "0"]
+    erased = await db.fetchval(
+        "INSERT INTO customers (erased_at) VALUES (now()) RETURNING id"
+    )  # a tombstone: nothing more is recorded about them
+    ids = ["999", str(erased), "abc", "99999999999999999999", "\u00b2", "0"]
     bad = tmp_path / "bad ids.csv"
     bad.write_text(
         "external_id,cust,amount,currency,purchased_at\n"
@@ -128,9 +131,11 @@ async def test_a_row_naming_its_customer_twice_or_by_no_customer_is_refused(
     rejects = _rejects(tmp_path / "bad ids.rejects.csv")
     assert [(r["line"], r["field"], r["code"]) for r in rejects] == [
         ("2", "customer_id", "unknown_customer"),
-        *((str(n), "customer_id", "invalid_id") for n in range(3, 7)),
+        ("3", "customer_id", "erased_person"),
+        *((str(n), "customer_id", "invalid_id") for n in range(4, 8)),
     ]
     assert "no customer with id 999" in rejects[0]["reason"]
+    assert "was erased" in rejects[1]["reason"]
     assert await db.fetchval("SELECT array_agg(external_id) FROM purchases") == ["OK"]
 
 

@@ -315,3 +315,23 @@ async def test_two_writers_give_the_same_result(db, database_url, tmp_path):
            WHERE s.purchase_count <> p.n OR s.total_spend <> p.total"""
     )
     assert mismatches == 0
+
+
+def test_reading_sniffs_the_delimiter_and_accounts_for_every_line(tmp_path: Path):
+    from ingestion.readers import Unreadable, read_chunks, source_columns
+
+    excel = tmp_path / "excel.csv"  # a byte-order mark, semicolons, CRLF line ends
+    excel.write_bytes(b'\xef\xbb\xbfsku;name\r\nA;"Mug; big"\r\nB;"Pan\r\n')
+    assert source_columns(excel, FileFormat()) == ["sku", "name"]
+    (chunk,) = read_chunks(excel, FileFormat(), 10)
+    assert chunk == [
+        (2, {"sku": "A", "name": "Mug; big"}, None),
+        (3, None, Unreadable("has an unclosed quote", 'B;"Pan')),
+    ]
+    single = tmp_path / "emails.csv"  # one column: nothing to sniff, read as CSV
+    single.write_text("email\na@example.com\n\nb@example.com\n")
+    (chunk,) = read_chunks(single, FileFormat(), 10)
+    assert [(n, row) for n, row, _ in chunk] == [
+        (2, {"email": "a@example.com"}),
+        (4, {"email": "b@example.com"}),
+    ]
