@@ -20,6 +20,19 @@ from domain.standardize import FieldError, TimeRules
 
 PURCHASE_CHANNELS = ("web", "store", "app", "phone", "marketplace", "other")
 INTERACTION_CHANNELS = ("web", "email", "support", "social", "store", "app", "phone")
+_MAX_ID = 2**63 - 1  # ids are PostgreSQL bigints
+_CUSTOMER_REF = ("customer_id", "customer_external_id", "customer_source")
+# The fields each entity's parser reads: the valid targets of an import's `--map`.
+TARGETS: dict[str, tuple[str, ...]] = {
+    "customers": ("external_id", "first_name", "last_name", "email", "phone", "country",
+                  "birth_date", "created_at", "updated_at"),
+    "products": ("sku", "name", "category", "price", "currency"),
+    "purchases": (*_CUSTOMER_REF, "external_id", "product_sku", "order_ref", "quantity",
+                  "unit_price", "amount", "currency", "channel", "purchased_at"),
+    "interactions": (*_CUSTOMER_REF, "external_id", "occurred_at", "channel", "kind",
+                     "properties"),
+    "consents": (*_CUSTOMER_REF, "purpose", "granted", "recorded_at"),
+}  # fmt: skip
 _TRUE = {"true", "t", "yes", "y", "1", "granted", "opt-in", "opt_in"}
 _FALSE = {"false", "f", "no", "n", "0", "revoked", "denied", "opt-out", "opt_out"}
 
@@ -69,6 +82,9 @@ class CustomerRecord:
     country: str | None
     birth_date: date | None
     observed_at: datetime
+    # When the person became a customer, if the source knows (an existing customer's
+    # created_at only ever moves earlier).
+    created_at: datetime | None = None
 
     def profile(self) -> dict[str, Any]:
         """The profile fields (for survivorship)."""
@@ -191,6 +207,8 @@ def _one_of(allowed: tuple[str, ...], name: str, default: str | None = None) -> 
 
 
 def _customer_ref(f: _Fields, options: ParseOptions) -> CustomerRef:
+    default_source = options.customer_source or options.source
+    source = f.take("customer_source", lambda v: std.source(v) if v is not None else default_source)
     raw_id = f.get("customer_id")
     external = std.collapse(
         None if f.get("customer_external_id") is None else str(f.get("customer_external_id"))
@@ -200,15 +218,26 @@ def _customer_ref(f: _Fields, options: ParseOptions) -> CustomerRef:
             FieldError("customer_id", "missing", "give customer_id or customer_external_id")
         )
         return CustomerRef(None, None, None)
+    if raw_id is not None and external is not None:
+        # Never guess which one is meant: a file's own `customer_id` column read as CDM's id
+        # attached lines to the wrong people.
+        f.errors.append(FieldError(
+            "customer_id", "ambiguous_customer",
+            f"names its customer both by customer_id ({raw_id!r}, CDM's own id) and by "
+            f"customer_external_id ({external!r}); give only one: map the column with your "
+            "system's ids to customer_external_id, and customer_id only to CDM ids",
+        ))  # fmt: skip
+        return CustomerRef(None, None, None)
     customer_id = None
     if raw_id is not None:
         text = str(raw_id).strip()
-        if not text.isdigit() or int(text) <= 0:
-            f.errors.append(FieldError("customer_id", "invalid_id", f"{raw_id!r} is not an id"))
+        # ASCII digits only: str.isdigit() also accepts '²', which int() refuses.
+        if not (text.isascii() and text.isdigit()) or not 0 < int(text) <= _MAX_ID:
+            f.errors.append(
+                FieldError("customer_id", "invalid_id", f"{raw_id!r} is not a CDM customer id")
+            )
         else:
             customer_id = int(text)
-    default_source = options.customer_source or options.source
-    source = f.take("customer_source", lambda v: std.source(v) if v is not None else default_source)
     return CustomerRef(customer_id, source, external)
 
 
@@ -226,6 +255,7 @@ def parse_customer(raw: Mapping[str, Any], options: ParseOptions) -> CustomerRec
         country=f.take("country", std.country),
         birth_date=f.take("birth_date", lambda v: std.birth_date(v, options.now.date())),
         observed_at=f.time("updated_at", options, default_now=True),
+        created_at=f.time("created_at", options) if f.get("created_at") is not None else None,
     )
     f.done()
     if record.external_id is None and record.email is None and record.phone is None:

@@ -23,7 +23,14 @@ import orjson
 from domain import records as rec
 from domain.standardize import FieldError
 from domain.survivorship import Policy
-from ingestion.readers import FileFormat, Numbered, read_chunks, remap
+from ingestion.readers import (
+    FileFormat,
+    MappingError,
+    Numbered,
+    read_chunks,
+    remap,
+    source_columns,
+)
 from sql import imports
 from sql.queries import query
 
@@ -81,7 +88,8 @@ class _Rejects:
 
     def add(self, path: Path, line: int, error: FieldError, raw: Any) -> None:
         if self.writer:
-            text = orjson.dumps(raw, default=str).decode() if raw is not None else ""
+            # A row as JSON; an unreadable line as the text found in the file.
+            text = raw if isinstance(raw, str) else orjson.dumps(raw, default=str).decode()
             self.writer.writerow([path.name, line, error.field, error.code, error.message, text])
 
 
@@ -148,13 +156,37 @@ def parse_chunk(
     mapping = options.mapping or {}
     for line, raw, problem in chunk:
         if raw is None:
-            bad.append((line, [FieldError("row", "unreadable", problem or "unreadable")], None))
+            reason, text = (problem.reason, problem.text) if problem else ("unreadable", "")
+            bad.append((line, [FieldError("row", "unreadable", reason)], text))
             continue
         try:
             good.append((line, parse(remap(raw, mapping), options.parse)))
         except rec.Rejected as rejected:
             bad.append((line, rejected.errors, raw))
     return good, bad
+
+
+def check_mapping(paths: Sequence[Path], options: ImportOptions) -> None:
+    """Refuse (`MappingError`) a mapping to a field the entity does not have, or from a column
+    a file lacks (files with fixed columns: CSV and Parquet; JSON Lines objects vary)."""
+    mapping = options.mapping or {}
+    targets = rec.TARGETS[options.entity]
+    unknown = sorted(set(mapping) - set(targets))
+    if unknown:
+        raise MappingError(
+            f"--map: {', '.join(unknown)} is not a field of {options.entity}; "
+            f"valid targets: {', '.join(targets)}"
+        )
+    for path in paths:
+        columns = source_columns(path, options.file_format)
+        if columns is None:
+            continue
+        missing = [source for source in dict.fromkeys(mapping.values()) if source not in columns]
+        if missing:
+            raise MappingError(
+                f"--map: {path.name} has no column {', '.join(map(repr, missing))}; "
+                f"its columns: {', '.join(map(repr, columns))}"
+            )
 
 
 async def _import_file(
@@ -207,12 +239,12 @@ def _account(
     summary.updated += result.updated
     summary.unchanged += result.unchanged
     summary.rejected += len(bad) + len(result.rejected)
-    for line, errors, raw in bad:
+    raw_by_line = {line: raw for line, raw, _ in chunk}
+    refused = [*bad, *((line, [error], raw_by_line.get(line)) for line, error in
+                       result.rejected.items())]  # fmt: skip
+    for line, errors, raw in sorted(refused, key=lambda item: item[0]):  # in file order
         for error in errors:
             sink.add(path, line, error, raw)
-    raw_by_line = {line: raw for line, raw, _ in chunk}
-    for line, error in sorted(result.rejected.items()):
-        sink.add(path, line, error, raw_by_line.get(line))
 
 
 async def import_files(
@@ -230,6 +262,7 @@ async def import_files(
     """
     if options.entity not in ENTITIES:
         raise ValueError(f"unknown entity {options.entity!r}; one of {', '.join(ENTITIES)}")
+    check_mapping(paths, options)
     summary = ImportSummary()
     summary.run_id = await conn.fetchval(
         query("import_run_start"), options.entity, options.parse.source, [str(p) for p in paths]

@@ -153,6 +153,7 @@ async def _write_owned(
         await _update_then_insert(conn, kind.entity, len(lines), result)
     else:
         await _upsert(conn, kind.entity, len(lines), result)
+    await conn.execute(query("stage_refs_backdate_customers"), list(result.rejected))
     return result
 
 
@@ -340,17 +341,22 @@ async def write_customers(
         raw_sources = {} if is_new else profiles[customer_id]["field_sources"]
         origins = {f: FieldSource.from_json(v) for f, v in raw_sources.items()}
         changed_any = False
+        # A created_at from the source only ever moves a customer's earlier (None: now).
+        created = None if is_new else profiles[customer_id]["created_at"]
         for position, line in enumerate(sorted(members, key=lambda m: (records[m].observed_at, m))):
             record = records[line]
             decisions = merge_profile(
                 current, origins, record.profile(), FieldSource(record.source, record.observed_at),
                 policy,
             )  # fmt: skip
-            changed = [d for d in decisions if d.changed]
+            changed: list[Any] = [d for d in decisions if d.changed]
             for d in changed:
                 current[d.field] = d.value
                 if d.origin is not None:
                     origins[d.field] = d.origin
+            if record.created_at is not None and (created is None or record.created_at < created):
+                created = record.created_at
+                changed.append("created_at")
             if is_new and position == 0:
                 result.inserted += 1
             elif changed:
@@ -366,14 +372,14 @@ async def write_customers(
             staged.append((
                 customer_id, is_new, current["first_name"], current["last_name"],
                 current["email"], current["phone"], current["country"], current["birth_date"],
-                sources, max(records[m].observed_at for m in members),
+                sources, max(records[m].observed_at for m in members), created,
             ))  # fmt: skip
 
     await conn.execute(query("stage_customers_create"))
     await conn.copy_records_to_table(
         "stage_customers", records=staged,
         columns=["id", "is_new", "first_name", "last_name", "email", "phone", "country",
-                 "birth_date", "field_sources", "observed_at"],
+                 "birth_date", "field_sources", "observed_at", "created_at"],
     )  # fmt: skip
     await conn.execute(query("stage_customers_insert"))
     await conn.execute(query("stage_customers_update"))

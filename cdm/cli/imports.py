@@ -22,8 +22,8 @@ from cdm.cli.errors import CliError, fail, run
 from domain import standardize as std
 from domain.records import ParseOptions
 from domain.standardize import FieldError, TimeRules
-from ingestion.importer import ENTITIES, ImportOptions, ImportSummary, import_files
-from ingestion.readers import FileFormat
+from ingestion.importer import ENTITIES, ImportOptions, ImportSummary, check_mapping, import_files
+from ingestion.readers import FileFormat, InputError, MappingError
 from sql.database import connect
 
 
@@ -35,6 +35,8 @@ def _mapping(text: str | None) -> dict[str, str]:
         target, sep, source = part.partition("=")
         if not sep or not target.strip() or not source.strip():
             raise CliError(f"--map: {part!r} is not target=source (e.g. email=E-Mail Address)")
+        if target.strip() in mapping:
+            raise CliError(f"--map: {target.strip()!r} is mapped twice")
         mapping[target.strip()] = source.strip()
     return mapping
 
@@ -61,8 +63,12 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option("--format", help="csv, jsonl or parquet (default: suffix).")
         ] = None,
         delimiter: Annotated[
-            str, typer.Option(help="CSV delimiter: a character, tab, semicolon, whitespace.")
-        ] = ",",
+            str | None,
+            typer.Option(
+                help="CSV delimiter: a character, tab, semicolon, pipe, whitespace "
+                "(default: detected among , ; tab |)."
+            ),
+        ] = None,
         no_header: Annotated[
             bool, typer.Option("--no-header", help="The first line is data, not names.")
         ] = False,
@@ -94,6 +100,14 @@ def register(app: typer.Typer) -> None:
         writers: Annotated[
             int, typer.Option(min=1, max=8, help="Database connections writing side by side.")
         ] = 2,
+        max_reject_rate: Annotated[
+            float,
+            typer.Option(
+                min=0.0,
+                max=1.0,
+                help="Exit 1 when more than this share of the rows is refused (or all are).",
+            ),
+        ] = 0.10,
     ) -> None:
         """Import customers, products, purchases, interactions or consents."""
         if entity not in ENTITIES:
@@ -125,6 +139,12 @@ def register(app: typer.Typer) -> None:
         for path in files:
             if not path.is_file():
                 fail(f"{path}: no such file", 2)
+        try:
+            check_mapping(files, options)
+        except MappingError as exc:
+            fail(str(exc), 2)
+        except InputError as exc:
+            fail(str(exc))
         rejects_path = rejects or files[0].with_name(files[0].stem + ".rejects.csv")
 
         async def go() -> ImportSummary:
@@ -160,3 +180,28 @@ def register(app: typer.Typer) -> None:
         if not summary.balanced:  # would be a bug: say so loudly rather than hide it
             print("error: the counts do not add up; please report this", file=sys.stderr)
             raise SystemExit(3)
+        _fail_on_rejects(summary, max_reject_rate, rejects_path)
+
+
+def _fail_on_rejects(summary: ImportSummary, max_rate: float, rejects_path: Path) -> None:
+    """Exit 1 when every row, or more than `max_rate` of them, was refused: a wrong delimiter
+    or mapping must not pass for a successful import."""
+    if not summary.read:
+        return
+    if summary.rejected == summary.read:
+        what = f"all {summary.read:,} rows were refused"
+    elif summary.rejected > max_rate * summary.read:
+        what = (
+            f"{summary.rejected:,} of {summary.read:,} rows were refused "
+            f"({summary.rejected / summary.read:.0%}, more than --max-reject-rate {max_rate:g})"
+        )
+    else:
+        return
+    accepted = summary.read - summary.rejected
+    kept = (
+        f"the {accepted:,} rows accepted stay written (each chunk is its own transaction), "
+        "so importing the fixed file again only adds what was refused"
+        if accepted
+        else "nothing was written"
+    )
+    fail(f"{what}; reasons in {rejects_path}; {kept}")

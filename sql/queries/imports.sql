@@ -100,6 +100,30 @@ SELECT s.line, s.customer_id,
                                            s.customer_source, s.customer_ref))
               END AS erased) e;
 
+-- name: stage_refs_backdate_customers
+-- A customer's created_at is never after its earliest event: lower it to the earliest event
+-- this write kept ($1: the lines refused). Another writer may have created the customer from
+-- a later event of another chunk, or the customer came in before its history. Rows are
+-- locked in id order first, so writers touching the same customers cannot deadlock here.
+WITH earliest AS (
+    SELECT customer_id, min(seen_at) AS first_seen
+      FROM stage_refs s
+     WHERE customer_id IS NOT NULL
+       -- an anti-join, not `<> ALL`: a chunk may refuse thousands of lines
+       AND NOT EXISTS (SELECT 1 FROM unnest($1::bigint[]) AS x(line) WHERE x.line = s.line)
+     GROUP BY customer_id
+), locked AS (
+    SELECT c.id, e.first_seen
+      FROM customers c JOIN earliest e ON e.customer_id = c.id
+     WHERE c.created_at > e.first_seen
+     ORDER BY c.id
+       FOR NO KEY UPDATE OF c
+)
+UPDATE customers c
+   SET created_at = l.first_seen
+  FROM locked l
+ WHERE c.id = l.id AND c.created_at > l.first_seen;
+
 -- name: stage_purchases_create
 CREATE TEMP TABLE stage_purchases (
     line          bigint PRIMARY KEY,
@@ -335,7 +359,7 @@ UNION ALL
 SELECT 'p', phone, id FROM customers WHERE phone = ANY ($4::text[]);
 
 -- name: customer_profiles_for_update
-SELECT id, first_name, last_name, email, phone, country, birth_date, field_sources
+SELECT id, first_name, last_name, email, phone, country, birth_date, field_sources, created_at
   FROM customers
  WHERE id = ANY ($1::bigint[])
  ORDER BY id
@@ -355,7 +379,8 @@ CREATE TEMP TABLE stage_customers (
     country        text,
     birth_date     date,
     field_sources  text NOT NULL,
-    observed_at    timestamptz NOT NULL
+    observed_at    timestamptz NOT NULL,
+    created_at     timestamptz  -- from the source; NULL: now (new), unchanged (existing)
 ) ON COMMIT DROP;
 
 -- name: stage_customers_insert
@@ -363,7 +388,7 @@ INSERT INTO customers (id, first_name, last_name, email, phone, country, birth_d
                        field_sources, created_at, updated_at)
 OVERRIDING SYSTEM VALUE
 SELECT id, first_name, last_name, email, phone, country, birth_date, field_sources::jsonb,
-       now(), now()
+       coalesce(created_at, now()), greatest(now(), created_at)
   FROM stage_customers
  WHERE is_new;
 
@@ -371,6 +396,7 @@ SELECT id, first_name, last_name, email, phone, country, birth_date, field_sourc
 UPDATE customers c
    SET first_name = s.first_name, last_name = s.last_name, email = s.email, phone = s.phone,
        country = s.country, birth_date = s.birth_date, field_sources = s.field_sources::jsonb,
+       created_at = least(c.created_at, s.created_at),
        updated_at = greatest(now(), c.created_at)
   FROM stage_customers s
  WHERE s.id = c.id AND NOT s.is_new;

@@ -240,6 +240,41 @@ async def test_unreadable_lines_are_rejected_not_dropped(db, tmp_path):
     assert (summary.read, summary.inserted, summary.rejected) == (2, 1, 1)
     assert rejects[0]["line"] == "3"
     assert rejects[0]["code"] == "unreadable"
+    assert rejects[0]["raw"] == "B,only two"  # the text as found, not an empty column
+
+
+async def test_every_write_dates_its_customer_back_to_the_earliest_event(db):
+    """API batches and import chunks share the writer: an event older than the customer
+    moves the customer's created_at back to it, never forward."""
+    from ingestion.writes import write_batch
+    from tests.factories import add_customer
+
+    cid = await add_customer(db, created_at=datetime(2025, 5, 1, tzinfo=UTC))
+    ref = {"customer_id": str(cid), "currency": "EUR"}
+    steps = [
+        ("interactions", {"external_id": "i", "occurred_at": "2025-04-01T00:00:00Z",
+                          "channel": "web", "kind": "visit"}, datetime(2025, 4, 1)),
+        ("purchases", {"external_id": "p", "amount": "1", "purchased_at":
+                       "2025-03-01T00:00:00Z"}, datetime(2025, 3, 1)),
+        ("consents", {"purpose": "email", "granted": "yes", "recorded_at":
+                      "2025-02-01T00:00:00Z"}, datetime(2025, 2, 1)),
+        ("purchases", {"external_id": "q", "amount": "1", "purchased_at":
+                       "2025-04-15T00:00:00Z"}, datetime(2025, 2, 1)),  # later: no change
+    ]  # fmt: skip
+    for entity, item, expected in steps:
+        async with db.acquire() as conn:
+            outcome = await write_batch(conn, _options(entity), [{**ref, **item}])
+        assert outcome.written, outcome.errors
+        created = await db.fetchval("SELECT created_at FROM customers WHERE id = $1", cid)
+        assert created == expected.replace(tzinfo=UTC), entity
+    # A refused line (unknown product) was not written: it does not date the customer.
+    refused = {**ref, "external_id": "r", "amount": "1", "product_sku": "NOPE",
+               "purchased_at": "2024-01-01T00:00:00Z"}  # fmt: skip
+    async with db.acquire() as conn:
+        outcome = await write_batch(conn, _options("purchases"), [refused], partial=True)
+    assert [e.code for e in outcome.errors[0]] == ["unknown_product"]
+    created = await db.fetchval("SELECT created_at FROM customers WHERE id = $1", cid)
+    assert created == datetime(2025, 2, 1, tzinfo=UTC)
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path):
@@ -280,3 +315,23 @@ async def test_two_writers_give_the_same_result(db, database_url, tmp_path):
            WHERE s.purchase_count <> p.n OR s.total_spend <> p.total"""
     )
     assert mismatches == 0
+
+
+def test_reading_sniffs_the_delimiter_and_accounts_for_every_line(tmp_path: Path):
+    from ingestion.readers import Unreadable, read_chunks, source_columns
+
+    excel = tmp_path / "excel.csv"  # a byte-order mark, semicolons, CRLF line ends
+    excel.write_bytes(b'\xef\xbb\xbfsku;name\r\nA;"Mug; big"\r\nB;"Pan\r\n')
+    assert source_columns(excel, FileFormat()) == ["sku", "name"]
+    (chunk,) = read_chunks(excel, FileFormat(), 10)
+    assert chunk == [
+        (2, {"sku": "A", "name": "Mug; big"}, None),
+        (3, None, Unreadable("has an unclosed quote", 'B;"Pan')),
+    ]
+    single = tmp_path / "emails.csv"  # one column: nothing to sniff, read as CSV
+    single.write_text("email\na@example.com\n\nb@example.com\n")
+    (chunk,) = read_chunks(single, FileFormat(), 10)
+    assert [(n, row) for n, row, _ in chunk] == [
+        (2, {"email": "a@example.com"}),
+        (4, {"email": "b@example.com"}),
+    ]
