@@ -21,7 +21,9 @@ from ml.serving.explain import current_scores
 from sql.audit import AuditFilter
 
 AuditKindEnum = strawberry.enum(
-    AuditKind, name="AuditKind", description="A change, a read of personal data, or a command."
+    AuditKind,
+    name="AuditKind",
+    description="A change, a read of personal data, a command, or a refused request.",
 )
 _ORDERING = "audit"
 
