@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -269,3 +270,15 @@ async def test_an_erased_person_reads_exactly_like_an_unknown_id(client, db, rol
             never = await gql(client, query, {"id": unknown, "x": f"CRM-none-{marker}"})
             assert erased == never, (name, erased_id)
             assert erased["data"] in ({"customer": None}, {"scores": []}), name
+
+
+async def test_concurrent_erasures_of_one_person_all_succeed_once(client, db):
+    for _ in range(3):
+        marker = uuid.uuid4().hex[:8]
+        cid, _ = await a_person(db, marker)
+        answers = await asyncio.gather(*(gql(client, ERASE, {"id": str(cid)}) for _ in range(8)))
+        erased = [data(a)["eraseCustomer"] for a in answers]
+        assert {e["__typename"] for e in erased} == {"CustomerErased"}
+        assert sorted(e["alreadyErased"] for e in erased) == [False] + [True] * 7
+        assert len({e["erasedAt"] for e in erased}) == 1
+        assert await db.fetchval("SELECT count(*) FROM erasures WHERE customer_id = $1", cid) == 1
