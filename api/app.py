@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api import dashboard
-from api.audit import AuditWriter
+from api.audit import AuditWriter, RefusalLimiter
 from api.auth import Authenticator
 from api.graphql_http import GraphQLEndpoint
 from api.limits import QueryLimits
@@ -121,7 +121,13 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
                 )
             app.state.pool = pool
             app.state.settings = settings
-            app.state.audit = audit = AuditWriter(pool, settings.audit_flush_seconds)
+            refusals = RefusalLimiter(
+                burst=settings.audit_refusals_burst,
+                per_minute=settings.audit_refusals_per_minute,
+            )
+            app.state.audit = audit = AuditWriter(
+                pool, settings.audit_flush_seconds, refusals=refusals
+            )
             app.state.scorer = scorer = build_scorer(settings)
             await scorer.store.refresh(settings.model_load_timeout_seconds)
             refresher = _start_refreshing(scorer.store, settings.model_refresh_seconds)

@@ -40,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
 
+from api.audit import credential_hint, refusal_entry
 from api.auth import Authenticator
 from api.authorization import Authorization, apply_masks, authorize
 from api.compiled import CompiledQuery, compile_query
@@ -48,7 +49,7 @@ from api.cost import over_budget, query_cost
 from api.errors import format_error, internal_error, is_unavailable, request_error, unavailable
 from api.limits import QueryLimits, check_shape
 from api.rate_limit import RateLimiter
-from domain.access import Role
+from domain.access import Caller, Role
 from domain.audit import AuditKind
 from domain.standardize import has_nul
 
@@ -98,20 +99,42 @@ def _request_id(header: str | None) -> str:
     return uuid.uuid4().hex
 
 
+def _root_fields(operation: OperationDefinitionNode) -> str:
+    roots = [s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)]
+    return ",".join(dict.fromkeys(roots)) or "query"
+
+
 def _audit_reads(
     state: Any, context: Context, operation: OperationDefinitionNode, authorization: Authorization
 ) -> None:
     """Queue an audit entry when the response carries personal data in clear."""
     if not authorization.reads or not context.db.customers_read:
         return
-    roots = [s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)]
-    operation_name = ",".join(dict.fromkeys(roots)) or "query"
     state.audit.add(
         context.audit_entry(
-            AuditKind.READ, operation_name, context.db.customers_read,
+            AuditKind.READ, _root_fields(operation), context.db.customers_read,
             {"fields": list(authorization.reads)},
         )
     )  # fmt: skip
+
+
+def _audit_refusal(
+    request: Request, request_id: str, status: int, reason: str, caller: Caller | None = None,
+    operation: OperationDefinitionNode | None = None, denied: tuple[str, ...] = (),
+) -> None:  # fmt: skip
+    """Queue the audit entry of a 401 (``caller`` None) or 403, rate-limited per caller."""
+    client = request.client.host if request.client else "unknown"
+    if caller is None:  # nothing proven: what the credential claimed, and where it came from
+        code, what = "UNAUTHENTICATED", f"{request.method} {request.url.path}"
+        details = {**credential_hint(request.headers.get("authorization")), "client": client}
+    else:
+        assert operation is not None
+        code, what, details = "FORBIDDEN", _root_fields(operation), {"fields": list(denied)}
+        if operation.name is not None:
+            details["operationName"] = operation.name.value
+    details.update(status=status, code=code, reason=reason)
+    entry = refusal_entry(caller, request_id, what, details)
+    request.app.state.audit.refused(entry, caller.actor if caller else f"client:{client}")
 
 
 class PreparedDocument:
@@ -238,6 +261,7 @@ class GraphQLEndpoint:
             state.pool, request.headers.get("authorization")
         )
         if isinstance(caller, str):
+            _audit_refusal(request, request_id, 401, caller)
             return self._reply(
                 request_error(caller, "UNAUTHENTICATED"), media, 401,
                 {"WWW-Authenticate": 'Bearer realm="cdm"'},
@@ -280,6 +304,9 @@ class GraphQLEndpoint:
         refusal = authorization.refusal(caller.role)
         if refusal is not None:
             status = 403 if media == GRAPHQL_RESPONSE else 200
+            _audit_refusal(
+                request, request_id, status, refusal, caller, operation, authorization.denied
+            )
             return self._reply(request_error(refusal, "FORBIDDEN"), media, status)
 
         too_costly = over_budget(

@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     audit_flush_seconds: float = Field(
         default=1.0, gt=0, description="How often personal-data reads are written to the audit log."
     )
+    audit_refusals_burst: int = Field(
+        default=20, ge=1,
+        description="Refused requests (401, 403) of one caller audited one by one at once.",
+    )  # fmt: skip
+    audit_refusals_per_minute: float = Field(
+        default=12.0, gt=0,
+        description="Refused requests per minute and caller audited one by one after the burst; "
+        "the rest are counted in one summary entry a minute.",
+    )  # fmt: skip
     oidc_issuer: str | None = Field(
         default=None,
         description="Also accept JWTs from this OpenID Connect issuer (its JWKS is discovered).",

@@ -18,6 +18,7 @@ class AuditKind(StrEnum):
     MUTATION = "mutation"  # a change through the API, recorded in the change's transaction
     READ = "read"  # unmasked personal data left the API
     COMMAND = "command"  # a CLI command on personal data (export, erasure)
+    REFUSAL = "refusal"  # a request refused as unauthenticated (401) or forbidden (403)
 
 
 @dataclass(frozen=True, slots=True)

@@ -113,11 +113,16 @@ ERASURE_RULES: dict[str, TableRule] = {
 
 @dataclass(frozen=True, slots=True)
 class Erased:
-    """A person erased: the tombstone's id, when, and how many rows went per table."""
+    """A person erased: the tombstone's id, when, and how many rows went per table.
+
+    ``already``: they had been erased before (erasure is idempotent); ``erased_at`` and
+    ``removed`` are then those of that first erasure.
+    """
 
     customer_id: int
     erased_at: datetime
     removed: dict[str, int]
+    already: bool = False
 
 
 def suppressed_message(kind: str, erased_at: datetime) -> str:

@@ -273,3 +273,5 @@ CHANNEL_PURPOSES = {
     "personalization": "personalization",
     "analytics": "analytics",
 }
+# An export for analytics carries no contact field; it leaves out whoever refused this purpose.
+ANALYTICS_PURPOSE = "analytics"

@@ -80,6 +80,8 @@ async def erase_customer(
 ) -> Erased | str:
     """Erase the person ``customer_id`` names (see the module docstring), or say why not.
 
+    Idempotent: a person erased before is a success again, carrying that first erasure's
+    time and counts (``Erased.already``), so a retried or repeated request cannot fail.
     Runs in the caller's transaction when there is one (the API's mutations hold one, with
     their audit entry), else in its own.
     """
@@ -90,7 +92,10 @@ async def erase_customer(
             return f"no customer with id {customer_id}"
         cid = found["id"]
         if found["erased_at"] is not None:
-            return f"customer {cid} was already erased on {found['erased_at']:%Y-%m-%d}"
+            record = await conn.fetchrow(query("gdpr_erasure"), cid)
+            removed = dict(record["removed"]) if record else {}
+            at = record["erased_at"] if record else found["erased_at"]
+            return Erased(cid, at, {k: int(v) for k, v in removed.items()}, already=True)
         merged = [r["merged_id"] for r in await conn.fetch(query("gdpr_merged_ids"), cid)]
         await conn.execute(query("gdpr_suppress"), cid)
         counts = await conn.fetchrow(query("gdpr_erase_rows"), cid, merged)

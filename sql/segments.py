@@ -16,7 +16,14 @@ from typing import Any
 import asyncpg
 
 from domain.predictions import RiskBand, RiskBands
-from domain.segments import Range, Segment, SegmentFilter, parse_filter, to_json
+from domain.segments import (
+    ANALYTICS_PURPOSE,
+    Range,
+    Segment,
+    SegmentFilter,
+    parse_filter,
+    to_json,
+)
 from sql.database import Target
 from sql.queries import query
 
@@ -232,6 +239,20 @@ async def member_contacts(
         node = SegmentFilter(all_of=(node, SegmentFilter(consented_to=purpose)))
     members, params = members_clause(node, as_of, bands)
     return await conn.fetch(f"{query('segment_export_select')} {members} ORDER BY c.id", *params)
+
+
+async def member_attributes(
+    conn: asyncpg.Connection, node: SegmentFilter, as_of: datetime, bands: RiskBands
+) -> list[asyncpg.Record]:
+    """Members by id with their non-contact attributes (an analytics export), leaving out
+    those whose latest decision for analytics is a refusal (no decision is not a refusal)."""
+    members, params = members_clause(node, as_of, bands, offset=1)
+    not_refused = (
+        "(SELECT k.granted FROM consents k WHERE k.customer_id = c.id AND k.purpose = $1"
+        " ORDER BY k.recorded_at DESC, k.id DESC LIMIT 1) IS NOT FALSE"
+    )
+    sql = f"{query('segment_attributes_select')} {members} AND {not_refused} ORDER BY c.id"
+    return await conn.fetch(sql, ANALYTICS_PURPOSE, *params)
 
 
 def member_condition(

@@ -21,7 +21,9 @@ from ml.serving.explain import current_scores
 from sql.audit import AuditFilter
 
 AuditKindEnum = strawberry.enum(
-    AuditKind, name="AuditKind", description="A change, a read of personal data, or a command."
+    AuditKind,
+    name="AuditKind",
+    description="A change, a read of personal data, a command, or a refused request.",
 )
 _ORDERING = "audit"
 
@@ -113,13 +115,17 @@ class GovernanceQueries:
 @strawberry.type(description="A person's data was erased; the customer id stays as a tombstone.")
 class CustomerErased:
     customer_id: strawberry.ID
-    erased_at: datetime
+    erased_at: datetime = strawberry.field(description="When the person was erased.")
+    already_erased: bool = strawberry.field(
+        description="They had been erased before: nothing more was done, and `erasedAt` and "
+        "`removed` are those of that erasure."
+    )
     removed: JSON = strawberry.field(description="Rows removed or scrubbed, per table.")
 
     @classmethod
     def from_domain(cls, e: Erased) -> CustomerErased:
         return cls(customer_id=strawberry.ID(str(e.customer_id)), erased_at=e.erased_at,
-                   removed=e.removed)  # fmt: skip
+                   already_erased=e.already, removed=e.removed)  # fmt: skip
 
 
 EraseResult = Annotated[CustomerErased | ValidationFailed, strawberry.union("EraseResult")]
@@ -131,7 +137,8 @@ class GovernanceMutations:
         description="Erase a person irreversibly, in one transaction (GDPR art. 17): profile "
         "fields, identities, interactions, consents, stored scores and the values merges kept "
         "are removed; purchases stay as de-identified facts; identities are remembered as "
-        "salted hashes so re-imports do not bring the person back. Admins only."
+        "salted hashes so re-imports do not bring the person back. Idempotent: erasing an "
+        "erased person again answers when it was done. Admins only."
     )
     async def erase_customer(self, info: GraphQLInfo, id: strawberry.ID) -> EraseResult:
         pk = parse_id(id)
@@ -142,4 +149,6 @@ class GovernanceMutations:
         if isinstance(outcome, str):
             return ValidationFailed.of([FieldError("id", "cannot_erase", outcome)])
         scope.touched([outcome.customer_id])
+        if outcome.already:
+            scope.details["alreadyErased"] = True
         return CustomerErased.from_domain(outcome)

@@ -53,7 +53,8 @@ async def _erase(conn: asyncpg.Connection, customer_id: int) -> Erased | str:
     async with conn.transaction():  # the erasure and its audit entry commit together
         outcome = await sql.gdpr.erase_customer(conn, customer_id, actor(), None)
         if isinstance(outcome, Erased):
-            entry = command_entry("gdpr erase", [outcome.customer_id], {"removed": outcome.removed})
+            details = {"alreadyErased": True} if outcome.already else {"removed": outcome.removed}
+            entry = command_entry("gdpr erase", [outcome.customer_id], details)
             await sql.audit.record(conn, entry)
         return outcome
 
@@ -82,12 +83,18 @@ def erase(
     customer_id: Annotated[int, typer.Argument(min=1, help="The customer's id.")],
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: erasure cannot be undone.")] = False,
 ) -> None:
-    """Erase a person irreversibly (purchases stay, de-identified)."""
+    """Erase a person irreversibly (purchases stay, de-identified); again is a no-op."""
     if not yes:
         fail("erasure cannot be undone: add --yes to confirm", 2)
     outcome = run(with_connection, _erase, customer_id)
     if isinstance(outcome, str):
         fail(outcome)
+    if outcome.already:  # idempotent: the person is erased, as asked
+        console.print(
+            f"Customer {outcome.customer_id} was already erased at "
+            f"{outcome.erased_at:%Y-%m-%d %H:%M} UTC; nothing more to do."
+        )
+        return
     removed = ", ".join(f"{n} {table}" for table, n in outcome.removed.items() if n)
     console.print(
         f"Erased customer {outcome.customer_id} at {outcome.erased_at:%Y-%m-%d %H:%M} UTC"

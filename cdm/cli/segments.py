@@ -27,7 +27,7 @@ from cdm.cli.common import (
     with_connection,
 )
 from cdm.cli.errors import fail, run
-from domain.segments import CHANNEL_PURPOSES
+from domain.segments import ANALYTICS_PURPOSE, CHANNEL_PURPOSES
 
 segment_app = typer.Typer(
     help="Saved segments: list them, record their sizes, export their members.",
@@ -83,58 +83,90 @@ def list_() -> None:
     console.print(table)
 
 
+class Purpose(StrEnum):
+    ANALYTICS = "analytics"
+
+
 async def _export(
-    conn: asyncpg.Connection, name: str, purpose: str | None
+    conn: asyncpg.Connection, name: str, purpose: str | None, contacts: bool
 ) -> tuple[list[asyncpg.Record], int] | str:
+    """The rows of an export (with contact fields only when ``contacts``, for the channel
+    ``purpose``), the segment's size, and its audit entry: who, segment, purpose, rows."""
     segment = await store.by_name(conn, name)
     if segment is None:
         return f"no segment named {name!r} (see `cdm segment list`)"
     bands, now = settings_from_env().risk_bands, datetime.now(UTC)
     async with conn.transaction(isolation="repeatable_read"):
         members = await store.size(conn, segment.definition, now, bands)
-        rows = await store.member_contacts(conn, segment.definition, now, bands, purpose)
+        if contacts:
+            rows = await store.member_contacts(conn, segment.definition, now, bands, purpose)
+        else:
+            rows = await store.member_attributes(conn, segment.definition, now, bands)
         await store.record_size(conn, segment.id, members)
-        details = {"segment": segment.id, "purpose": purpose, "rows": len(rows)}
+        details = {"segment": segment.id, "segmentName": segment.name, "purpose": purpose,
+                   "contactFields": contacts, "rows": len(rows)}  # fmt: skip
         entry = command_entry("segment export", [r["id"] for r in rows], details)
         await sql.audit.record(conn, entry)
     return rows, members
 
 
-_COLUMNS = ["id", "first_name", "last_name", "email", "phone", "country", "total_spend",
-            "last_purchase_at", "rfm_segment", "churn_probability"]  # fmt: skip
+_CONTACTS = ["first_name", "last_name", "email", "phone"]
+_COLUMNS = ["id", *_CONTACTS, "country", "total_spend", "last_purchase_at", "rfm_segment",
+            "churn_probability"]  # fmt: skip
+_NEEDS = (
+    f"an export needs --channel {'|'.join(CHANNEL_PURPOSES)} (contact fields of the members "
+    "who consented to it) or --purpose analytics (ids and attributes, no contact fields)"
+)
 
 
-@segment_app.command("export")
+@segment_app.command("export", cls=OneLineErrors)
 def export(
     name: Annotated[str, typer.Argument(help="The segment's name.")],
     channel: Annotated[
         str | None,
-        typer.Option(help=f"Only members who consented to it: {', '.join(CHANNEL_PURPOSES)}."),
+        typer.Option(
+            help=f"Contact fields of the members who consented to it: "
+            f"{', '.join(CHANNEL_PURPOSES)}."
+        ),
+    ] = None,
+    purpose: Annotated[
+        Purpose | None,
+        typer.Option(help="analytics: ids and attributes, no contact fields (audited)."),
     ] = None,
     fmt: Annotated[Format, typer.Option("--format", help="File format.")] = Format.CSV,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write.")] = None,
 ) -> None:
-    """Write a segment's members (contact fields, spend, RFM segment, churn risk) to a file."""
+    """Write a segment's members to a file: for a channel, the members who consented to it
+    with their contact fields; for analytics, ids, spend, RFM segment and churn risk only."""
+    if channel is None and purpose is None:
+        fail(_NEEDS, 2)  # contact fields never leave without a consent that covers them
+    if channel is not None and purpose is not None:
+        fail("give --channel or --purpose, not both", 2)
     if channel is not None and channel not in CHANNEL_PURPOSES:
         fail(f"--channel must be one of {', '.join(CHANNEL_PURPOSES)}, not {channel!r}", 2)
-    purpose = CHANNEL_PURPOSES[channel] if channel else None
-    outcome = run(with_connection, _export, name, purpose)
+    consent = CHANNEL_PURPOSES[channel] if channel else ANALYTICS_PURPOSE
+    contacts = channel is not None
+    outcome = run(with_connection, _export, name, consent, contacts)
     if isinstance(outcome, str):
         fail(outcome)
     rows, members = outcome
     target = output or Path(f"{name.replace('/', '_')}.{fmt.value}")
-    records = [[r[c] for c in _COLUMNS] for r in rows]
+    columns = _COLUMNS if contacts else [c for c in _COLUMNS if c not in _CONTACTS]
+    records = [[r[c] for c in columns] for r in rows]
     if fmt is Format.CSV:
         with target.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(_COLUMNS)
+            writer.writerow(columns)
             writer.writerows(records)
     else:
-        columns = {c: [row[i] for row in records] for i, c in enumerate(_COLUMNS)}
-        columns["total_spend"] = [float(v) for v in columns["total_spend"]]
-        pq.write_table(pa.table(columns), target)
+        table = {c: [row[i] for row in records] for i, c in enumerate(columns)}
+        table["total_spend"] = [float(v) for v in table["total_spend"]]
+        pq.write_table(pa.table(table), target)
     left_out = members - len(rows)
-    why = f"; {left_out:,} without consent to {purpose} left out" if purpose else ""
+    why = (
+        f"; {left_out:,} without consent to {consent} left out" if contacts
+        else f"; {left_out:,} who refused {consent} left out"
+    )  # fmt: skip
     console.print(f"Wrote {len(rows):,} of {members:,} members of {name!r} to {target}{why}.")
 
 

@@ -1,11 +1,13 @@
 -- name: customers_by_ids
 -- By id; an id merged into another customer resolves to the survivor (requested_id says
--- which id was asked for).
+-- which id was asked for). An erased person's tombstone is absent, exactly like an id that
+-- names no one: a reader cannot tell that someone was there (no existence oracle).
 SELECT c.id, c.first_name, c.last_name, c.email, c.phone, c.country, c.birth_date,
        c.created_at, c.updated_at, c.field_sources, k.id AS requested_id
   FROM unnest($1::bigint[]) AS k(id)
   LEFT JOIN customer_aliases a ON a.merged_id = k.id
-  JOIN customers c ON c.id = coalesce(a.customer_id, k.id);
+  JOIN customers c ON c.id = coalesce(a.customer_id, k.id)
+ WHERE c.erased_at IS NULL;
 
 -- name: customer_ids_by_external_id
 -- External ids of any source (when the caller does not name one).

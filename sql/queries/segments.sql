@@ -43,3 +43,8 @@ SELECT count(*) AS customers,
 SELECT c.id, c.first_name, c.last_name, c.email, c.phone, c.country,
        coalesce(s.total_spend, 0) AS total_spend, s.last_purchase_at,
        rfm.segment AS rfm_segment, cs.churn_probability
+
+-- name: segment_attributes_select
+-- An analytics export: ids and attributes, never a contact field.
+SELECT c.id, c.country, coalesce(s.total_spend, 0) AS total_spend, s.last_purchase_at,
+       rfm.segment AS rfm_segment, cs.churn_probability

@@ -222,3 +222,73 @@ async def test_only_admins_read_the_log(client, db, role):
     client.headers.update(bearer(await api_key(db, role)))
     body = await gql(client, AUDIT_LOG, {}, expect_status=403)
     assert error_codes(body) == ["FORBIDDEN"]
+
+
+async def refusals(db: asyncpg.Pool, since: object) -> list:
+    return await entries(db, kind=sql.audit.AuditKind.REFUSAL, since=since)
+
+
+async def test_a_forbidden_operation_is_audited_with_its_fields(db, database_url, settings):
+    since = await db.fetchval("SELECT clock_timestamp()")
+    cid = await add_customer(db)
+    analyst = await api_key(db, Role.ANALYST)
+    async with serving(database_url, settings, key=analyst) as http:
+        erase = "mutation Forget($id: ID!) { eraseCustomer(id: $id) { __typename } }"
+        response = await post(http, erase, {"id": str(cid)}, request_id="refused-403")
+        assert response.status_code == 403
+    (entry,) = await refusals(db, since)
+    assert (entry.actor, entry.role, entry.operation, entry.request_id) == (
+        "key:test analyst", "analyst", "eraseCustomer", "refused-403",
+    )  # fmt: skip
+    assert entry.details == {
+        "status": 403, "code": "FORBIDDEN", "fields": ["Mutation.eraseCustomer"],
+        "reason": "the analyst role may not use Mutation.eraseCustomer",
+        "operationName": "Forget",
+    }  # fmt: skip
+    assert entry.customer_ids == ()  # nothing was read: the arguments are not recorded
+    assert await db.fetchval("SELECT erased_at FROM customers WHERE id = $1", cid) is None
+
+
+async def test_a_flood_of_refusals_writes_a_bounded_log_that_still_counts_them(
+    db, database_url, settings
+):
+    since = await db.fetchval("SELECT clock_timestamp()")
+    # A bucket that does not refill within the test: exactly the burst is written one by one.
+    strict = settings.model_copy(
+        update={"audit_refusals_burst": 20, "audit_refusals_per_minute": 1e-6}
+    )
+    unknown_key = "Bearer cdm_0123456789_" + "A" * 43
+    async with serving(database_url, strict) as http:
+
+        async def refused(n: int) -> int:
+            header = unknown_key if n % 2 else "Bearer not-a-key"
+            response = await http.post(
+                "/graphql", json={"query": "{ models { task } }"},
+                headers={"Authorization": header, "Accept": GRAPHQL_RESPONSE},
+            )  # fmt: skip
+            return response.status_code
+
+        for start in range(0, 200, 10):  # ten concurrent clients at a time
+            statuses = await asyncio.gather(*(refused(n) for n in range(start, start + 10)))
+            assert statuses == [401] * 10
+        # The one allowed caller is not held back by the others' refusals.
+        assert (await http.post("/graphql", json={"query": "{ models { task } }"})).is_success
+    found = await refusals(db, since)
+    one_by_one = [e for e in found if e.operation != "refusals suppressed"]
+    summaries = [e for e in found if e.operation == "refusals suppressed"]
+    assert len(one_by_one) == 20
+    (summary,) = summaries
+    assert summary.details["suppressed"] == 180
+    assert summary.details["message"] == "180 more refusals suppressed"
+    assert summary.details["callers"] == {"client:127.0.0.1": 180}
+    assert len(one_by_one) + summary.details["suppressed"] == 200
+    reasons = {e.details["reason"] for e in one_by_one}
+    assert reasons == {"unknown API key", "that is not a CDM API key (create one with "
+                       "`cdm keys create --role <role> --name <who>`)"}  # fmt: skip
+    keyed = [e for e in one_by_one if e.details["reason"] == "unknown API key"]
+    assert {(e.actor, e.role, e.operation) for e in one_by_one} == {
+        ("unauthenticated", "none", "POST /graphql")
+    }
+    assert {e.details.get("keyPrefix") for e in keyed} == {"0123456789"}
+    assert {e.details["status"] for e in one_by_one} == {401}
+    assert {e.details["client"] for e in one_by_one} == {"127.0.0.1"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -24,7 +25,7 @@ from tests.http_client import data, error_codes, gql
 T = datetime(2025, 3, 1, tzinfo=UTC)
 EXPORT = "query($id: ID!) { exportCustomerData(id: $id) }"
 ERASE = """mutation($id: ID!) { eraseCustomer(id: $id) {
-  __typename ... on CustomerErased { customerId erasedAt removed }
+  __typename ... on CustomerErased { customerId erasedAt alreadyErased removed }
   ... on ValidationFailed { errors { field code message } } } }"""
 UPSERT = """mutation($input: CustomerInput!, $resume: Boolean! = false) {
   upsertCustomer(source: "crm", input: $input, resumeErased: $resume) {
@@ -157,10 +158,10 @@ async def test_erasure_leaves_nothing_personal_anywhere(client, db):
     assert await db.fetchval("SELECT erased_by FROM erasures WHERE customer_id = $1", cid) == (
         "key:test admin"
     )
-    # Erasing again says so; the list no longer shows the tombstone; the merge stays done.
+    # Erasing again is the same success; the list no longer shows the tombstone; the merge
+    # stays done.
     again = data(await gql(client, ERASE, {"id": str(cid)}))["eraseCustomer"]
-    assert again["errors"][0]["code"] == "cannot_erase"
-    assert "already erased" in again["errors"][0]["message"]
+    assert (again["__typename"], again["customerId"]) == ("CustomerErased", str(cid))
     listed = data(await gql(client, "{ customers(first: 50) { nodes { id } } }"))
     assert str(cid) not in {n["id"] for n in listed["customers"]["nodes"]}
     merge_id = await db.fetchval("SELECT id FROM merges WHERE survivor_id = $1", cid)
@@ -219,3 +220,65 @@ async def test_an_erased_person_is_not_brought_back_by_old_records(client, db):
     assert int(back["upsertCustomer"]["id"]) != cid
     again = data(await gql(client, UPSERT, {"input": {"email": email, "firstName": "G"}}))
     assert again["upsertCustomer"]["id"] == back["upsertCustomer"]["id"]
+
+
+async def test_a_second_erasure_is_a_success_that_says_when(client, db):
+    marker = uuid.uuid4().hex[:8]
+    cid, other = await a_person(db, marker)
+    await merge(client, cid, other)
+    first = data(await gql(client, ERASE, {"id": str(cid)}))["eraseCustomer"]
+    assert first["alreadyErased"] is False
+    for asked in (cid, other, cid):  # a merged id names the same erased person
+        request_id = uuid.uuid4().hex
+        response = await client.post(
+            "/graphql", json={"query": ERASE, "variables": {"id": str(asked)}},
+            headers={"X-Request-Id": request_id},
+        )  # fmt: skip
+        again = data(response.json())["eraseCustomer"]
+        assert again == {**first, "alreadyErased": True}  # when, and what went, the first time
+        outcome = await db.fetchval(
+            "SELECT details FROM audit_log WHERE request_id = $1", request_id
+        )
+        assert outcome == {"outcome": "done", "alreadyErased": True}
+    assert await db.fetchval("SELECT count(*) FROM erasures WHERE customer_id = $1", cid) == 1
+    unknown = data(await gql(client, ERASE, {"id": "999999"}))["eraseCustomer"]
+    assert unknown["errors"][0]["message"] == "no customer with id 999999"
+
+
+READS = {
+    "customer": "query($id: ID!) { customer(id: $id) { id country createdAt } }",
+    "scores": "query($id: ID!) { scores(customerIds: [$id]) { id } }",
+    "byExternalId": 'query($x: String!) { customer(externalId: $x, source: "crm") { id } }',
+    "scoresByExternalId": "query($x: String!) { scores(externalIds: [$x]) { id } }",
+}
+
+
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.APP, Role.ANALYST, Role.PERSONALIZATION])
+async def test_an_erased_person_reads_exactly_like_an_unknown_id(client, db, role):
+    marker = uuid.uuid4().hex[:8]
+    cid, other = await a_person(db, marker)
+    await merge(client, cid, other)
+    await gql(client, ERASE, {"id": str(cid)})
+    client.headers.update(bearer(await api_key(db, role)))
+    unknown = str(await db.fetchval("SELECT max(id) + 1000 FROM customers"))
+    for name, query in READS.items():
+        if role is Role.PERSONALIZATION and name.startswith(("customer", "by")):
+            continue  # not this role's field
+        for erased_id in (str(cid), str(other)):  # the tombstone, and an id merged into it
+            variables = {"id": erased_id, "x": f"CRM-{marker}"}
+            erased = await gql(client, query, variables)
+            never = await gql(client, query, {"id": unknown, "x": f"CRM-none-{marker}"})
+            assert erased == never, (name, erased_id)
+            assert erased["data"] in ({"customer": None}, {"scores": []}), name
+
+
+async def test_concurrent_erasures_of_one_person_all_succeed_once(client, db):
+    for _ in range(3):
+        marker = uuid.uuid4().hex[:8]
+        cid, _ = await a_person(db, marker)
+        answers = await asyncio.gather(*(gql(client, ERASE, {"id": str(cid)}) for _ in range(8)))
+        erased = [data(a)["eraseCustomer"] for a in answers]
+        assert {e["__typename"] for e in erased} == {"CustomerErased"}
+        assert sorted(e["alreadyErased"] for e in erased) == [False] + [True] * 7
+        assert len({e["erasedAt"] for e in erased}) == 1
+        assert await db.fetchval("SELECT count(*) FROM erasures WHERE customer_id = $1", cid) == 1

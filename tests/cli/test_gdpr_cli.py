@@ -36,5 +36,14 @@ async def test_export_then_erase(db, database_url, tmp_path):
     assert [e["operation"] for e in entries][-2:] == ["gdpr export", "gdpr erase"]
     assert all(e["actor"].startswith("cli:") for e in entries)
 
-    assert_one_line_error(cdm("gdpr", "erase", str(cid), "--yes", env=env), "already erased")
+    again = cdm("gdpr", "erase", str(cid), "--yes", env=env)  # idempotent: says when
+    assert again.returncode == 0, again.stderr
+    erased_at = await db.fetchval("SELECT erased_at FROM erasures WHERE customer_id = $1", cid)
+    assert f"Customer {cid} was already erased at {erased_at:%Y-%m-%d %H:%M} UTC" in again.stdout
+    last = await db.fetchrow(
+        "SELECT operation, details FROM audit_log WHERE customer_ids = ARRAY[$1::bigint]"
+        " ORDER BY id DESC LIMIT 1", cid,
+    )  # fmt: skip
+    assert (last["operation"], last["details"]) == ("gdpr erase", {"alreadyErased": True})
+    assert await db.fetchval("SELECT count(*) FROM erasures WHERE customer_id = $1", cid) == 1
     assert_one_line_error(cdm("gdpr", "export", "999999", env=env), "no customer with id 999999")
