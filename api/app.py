@@ -45,6 +45,8 @@ def _models(request: Request) -> dict[str, dict[str, object]]:
             "version": s.version,
             "compiled": store.compiled(task),  # predicting through native code yet
             **({"reason": s.reason} if s.reason else {}),
+            # The champion this server will not serve (the reason says why).
+            **({"refusedVersion": s.refused_version} if s.refused_version is not None else {}),
         }
         for task, s in store.status.items()
     }
@@ -52,7 +54,8 @@ def _models(request: Request) -> dict[str, dict[str, object]]:
 
 async def readyz(request: Request) -> JSONResponse:
     """The database answers and its schema is current; the models' state is reported (a
-    missing or degraded model does not make the service unready: it serves the rest)."""
+    missing, degraded or refused model does not make the service unready: it serves the rest,
+    and every instance would refuse the same model; the status is then "degraded")."""
     try:
         async with request.app.state.pool.acquire(timeout=2) as conn:
             missing = await migrate.pending(conn)

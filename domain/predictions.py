@@ -22,6 +22,13 @@ class ModelUnavailable(UserError):
     code = "MODEL_NOT_TRAINED"
 
 
+class ModelNotServing(ModelUnavailable):
+    """A model exists but this server does not serve it (refused, unreadable, or the registry
+    unreachable with nothing cached): the message says why."""
+
+    code = "MODEL_UNAVAILABLE"
+
+
 class RiskBand(StrEnum):
     LOW = "low"
     MEDIUM = "medium"

@@ -200,3 +200,9 @@ def _frame(as_of: datetime, customer_ids: np.ndarray, matrix: np.ndarray) -> Fea
     customer_ids.setflags(write=False)
     matrix.setflags(write=False)
     return FeatureFrame(as_of=as_of, customer_ids=customer_ids, matrix=matrix)
+
+
+def feature_list_hash(names: Sequence[str]) -> str:
+    """SHA-256 (hex) of an ordered list of input names: recorded with a model at training
+    and compared with the list the service computes before the model may serve."""
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()

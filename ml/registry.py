@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ml.features import feature_list_hash
+
 if TYPE_CHECKING:
     import lightgbm as lgb
 
@@ -162,6 +164,13 @@ class ModelRegistry:
 
     def record(self, trained: TrainedTask, plan: dict[str, object]) -> RecordedRun:
         """Log a trained task as a run, register its primary head, apply the champion gate."""
+        for head, booster in trained.heads.items():
+            # What the version records about its inputs must be what its files read.
+            if tuple(booster.feature_name()) != tuple(trained.feature_names):
+                raise RegistryError(
+                    f"the {trained.task} {head} head reads {booster.num_feature()} features "
+                    f"that are not the {len(trained.feature_names)} the run names; not recorded"
+                )
         with _quiet():
             return self._record(trained, plan)
 
@@ -250,6 +259,9 @@ class ModelRegistry:
         tags = {
             "task": trained.task,
             "feature_hash": trained.feature_hash,
+            "features": json.dumps(list(trained.feature_names)),
+            "feature_list_hash": feature_list_hash(trained.feature_names),
+            "canary": json.dumps(_known_row(trained)),
             "primary_metric": trained.primary_metric,
             "as_of": as_of,
             "heads": json.dumps(uris),
@@ -268,10 +280,11 @@ class ModelRegistry:
         metric = trained.primary_metric
         champion = self._alias_version(name, CHAMPION)
         champion_metric = None
-        if champion is not None and champion.tags.get("feature_hash") == trained.feature_hash:
+        if champion is not None and _same_inputs(champion.tags, trained):
             heads = json.loads(champion.tags["heads"])
             booster = self._load_booster(heads[trained.primary_head])
-            champion_metric = trained.score(booster)
+            if tuple(booster.feature_name()) == tuple(trained.feature_names):
+                champion_metric = trained.score(booster)
 
         if not trained.better(mine, baseline_value):
             promoted = False
@@ -421,6 +434,27 @@ class ModelRegistry:
 
         with _quiet():
             return mlflow.lightgbm.load_model(uri)
+
+
+def _same_inputs(tags: dict[str, str], trained: TrainedTask) -> bool:
+    """Whether a version (by its tags) reads the inputs ``trained`` does, so the two can be
+    scored on the same evaluation rows."""
+    if tags.get("feature_hash") != trained.feature_hash:
+        return False
+    recorded = tags.get("feature_list_hash")  # absent on versions recorded before it was
+    return recorded is None or recorded == feature_list_hash(trained.feature_names)
+
+
+def _known_row(trained: TrainedTask) -> dict[str, object]:
+    """One input row and what every head predicts for it: serving checks a downloaded version
+    scores it the same before it serves (:mod:`ml.serving.canary`)."""
+    row = np.asarray(trained.input_example[:1], dtype=np.float64)
+    return {
+        "row": [None if math.isnan(v) else v for v in row[0].tolist()],
+        "predictions": {
+            head: float(booster.predict(row)[0]) for head, booster in trained.heads.items()
+        },
+    }
 
 
 def _flat_params(plan: dict[str, object], params: dict[str, object]) -> dict[str, str]:

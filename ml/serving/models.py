@@ -8,9 +8,17 @@ checked against the feature definition the service computes, and only then loade
 swapped in: one assignment of a new mapping, so a request sees the old models or the new
 ones, never a mix, and never waits.
 
-Whatever fails (registry down or slow, corrupt files, a feature mismatch) leaves the last
-good version serving; with no registry at all, the newest valid cached version is used. The
-reason is kept in :attr:`ModelStore.status` for ``/readyz`` and logged.
+Whatever fails (registry down or slow, corrupt files, a model that does not read the features
+this service computes) leaves the last good version serving, or none; a refused version is
+remembered, with why, until the registry names another. The reason is kept in
+:attr:`ModelStore.status` for ``/readyz`` and logged.
+
+Every time the registry answers, the version its ``champion`` alias names is written to
+``<task>/champion.json`` in the cache (atomically). That record is all the cache may serve
+from: at start-up the remembered champion of every task is loaded before anything is served
+(then the registry is asked, within the start-up budget), and without a registry the cache
+serves that version or nothing, never merely the newest it holds (which may be one the
+alias was rolled back from).
 
 A new version serves through LightGBM at once; meanwhile its heads are compiled to native
 code in another process (:mod:`ml.serving.heads`, once per version) and the model is swapped
@@ -23,15 +31,19 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from ml.features import feature_definition_hash
 from ml.recommendations import candidate_definition_hash
+from ml.serving.canary import expectation_key, verify
 from ml.serving.heads import Head, file_digest, load_head
 
 _log = logging.getLogger("cdm.models")
@@ -39,6 +51,7 @@ _log = logging.getLogger("cdm.models")
 TASKS: tuple[str, ...] = ("churn", "next_purchase", "upsell")
 _CANARY_TIMEOUT = 60.0
 _COMPILE_TIMEOUT = 600.0  # a large forest on a busy machine takes a while
+_CHAMPION_RECORD = "champion.json"  # per task: the version the champion alias last named
 
 
 @dataclass(frozen=True)
@@ -59,11 +72,21 @@ class ServedModel:
 
 @dataclass(frozen=True)
 class ModelStatus:
-    """``ok``, ``missing`` (never trained) or ``degraded`` (serving an older or no version)."""
+    """``ok``, ``missing`` (never trained) or ``degraded`` (serving an older or no version).
+
+    ``version`` is the version serving (None: none); ``refused_version`` the champion this
+    service will not serve (it cannot score the features computed here, or its files are
+    broken), ``reason`` says why.
+    """
 
     state: str
     version: int | None
     reason: str = ""
+    refused_version: int | None = None
+
+
+class Refused(ValueError):
+    """A version that must not serve here (checksums, feature definition, canary check)."""
 
 
 class RegistryLike(Protocol):
@@ -92,6 +115,13 @@ class ModelStore:
             for t in TASKS
         }
         self._lock = asyncio.Lock()
+        # Refreshes run in worker threads that outlive a start-up budget; one at a time, and
+        # every change of `models` (refresh, compiled swap) under one lock, so none is lost.
+        self._refreshing = threading.Lock()
+        self._swap = threading.Lock()
+        self._preloaded = False
+        self._from_cache: set[str] = set()  # served from the cache, not confirmed by the registry
+        self._refused: dict[str, ModelStatus] = {}  # per task: the refused champion, until it moves
         self._expected = expected_hashes()
         self._compiling: asyncio.Task[None] | None = None
         self._compiler: subprocess.Popen[str] | None = None
@@ -100,16 +130,23 @@ class ModelStore:
     async def refresh(self, budget_seconds: float = 30.0) -> Mapping[str, ModelStatus]:
         """Check the registry and load what changed, off the event loop.
 
-        Waits at most ``budget_seconds`` (the worker thread cannot be cancelled; a late
-        answer still installs its models when it comes), so start-up is never held up long.
+        The first call serves every task's remembered champion from the cache before it asks
+        the registry, so a slow or unreachable registry never leaves a task without its
+        model. The registry is waited for at most ``budget_seconds`` (the worker thread
+        cannot be cancelled; a late answer still installs its models when it comes).
         """
         async with self._lock:
+            if not self._preloaded:
+                self._preloaded = True
+                await asyncio.to_thread(self.load_cached)
+            checked: set[str] = set()
             try:
-                await asyncio.wait_for(asyncio.to_thread(self.refresh_now), budget_seconds)
+                await asyncio.wait_for(asyncio.to_thread(self.refresh_now, checked), budget_seconds)
             except TimeoutError:
-                self._degrade_all(f"the model registry did not answer within {budget_seconds:g} s")
-                if not self.models:
-                    await asyncio.to_thread(self.load_cached)
+                reason = f"the model registry did not answer within {budget_seconds:g} s"
+                for task in TASKS:
+                    if task not in checked:  # the others have their answer already
+                        self._degrade(task, reason)
         self._compile_soon()
         return self.status
 
@@ -158,10 +195,13 @@ class ModelStore:
                     _log.warning("%s v%s: %s", task, served.version, note)
                 tried.touch()
             heads = {path.stem: load_head(path) for path in directory.glob("*.txt")}
-            if any(head.compiled for head in heads.values()) and self.models.get(task) is served:
-                # Same version, same numbers, same status: only faster.
-                self.models = {**self.models, task: dataclasses.replace(served, heads=heads)}
-                _log.info("%s version %s runs compiled", task, served.version)
+            if not any(head.compiled for head in heads.values()):
+                continue
+            with self._swap:
+                if self.models.get(task) is served:
+                    # Same version, same numbers, same status: only faster.
+                    self.models = {**self.models, task: dataclasses.replace(served, heads=heads)}
+                    _log.info("%s version %s runs compiled", task, served.version)
 
     def _run_compiler(self, directory: Path) -> list[str]:
         self._compiler = subprocess.Popen(  # noqa: S603 (our own module, our own interpreter)
@@ -182,45 +222,65 @@ class ModelStore:
             raise RuntimeError(f"the compiler process failed: {last[0]}")
         return [line for line in out.splitlines() if line.strip()]
 
-    def refresh_now(self) -> None:
-        """Blocking refresh (runs in a worker thread)."""
-        try:
-            registry = self._registry()
-        except Exception as exc:
-            self._degrade_all(f"the model registry is unavailable ({exc.__class__.__name__})")
-            self.load_cached()
+    def refresh_now(self, checked: set[str] | None = None) -> None:
+        """Blocking refresh (runs in a worker thread); adds each task whose registry answer
+        was handled to ``checked``. Returns at once while an earlier refresh still waits for
+        the registry: that one installs what it finds."""
+        if not self._refreshing.acquire(blocking=False):
             return
-        for task in TASKS:
-            self._refresh_task(registry, task)
+        try:
+            try:
+                registry = self._registry()
+            except Exception as exc:
+                reason = f"the model registry is unavailable ({exc.__class__.__name__})"
+                for task in TASKS:
+                    self._registry_failed(task, reason)
+                return
+            for task in TASKS:
+                self._refresh_task(registry, task)
+                if checked is not None:
+                    checked.add(task)
+        finally:
+            self._refreshing.release()
 
     def _refresh_task(self, registry: RegistryLike, task: str) -> None:
         current = self.models.get(task)
         try:
             version = registry.alias_version(task)
         except Exception as exc:
-            self._set(task, "degraded", current, f"registry unavailable ({exc.__class__.__name__})")
-            if current is None:
-                self._load_cached_task(task)
+            self._registry_failed(task, f"registry unavailable ({exc.__class__.__name__})")
             return
+        self._remember(task, version)
         if version is None:
-            if current is None:
-                self._set_status(
-                    task,
-                    ModelStatus(
-                        "missing", None, f"model not trained: run `cdm train {_cli(task)}`"
-                    ),
-                )
+            if current is not None:  # the alias was removed: no champion, nothing serves
+                self._uninstall(task)
+            reason = f"model not trained: run `cdm train {_cli(task)}`"
+            self._set_status(task, ModelStatus("missing", None, reason))
             return
         if current is not None and current.version == version:
+            self._from_cache.discard(task)
             self._set_status(task, ModelStatus("ok", version))
+            return
+        refused = self._refused.get(task)
+        if refused is not None and refused.refused_version == version:
+            self._set_status(task, dataclasses.replace(refused, version=_version(current)))
             return
         try:
             served = self._fetch(registry, task, version)
-        except Exception as exc:
+        except Refused as exc:
+            self._refuse(task, version, current, str(exc))
+            return
+        except Exception as exc:  # a download that failed: tried again at the next refresh
             _log.warning("cannot load %s v%s: %s", task, version, exc)
-            self._set(task, "degraded", current, f"version {version} not loaded: {exc}")
+            self._degrade(task, f"version {version} not loaded: {exc}")
             return
         self._install(served)
+
+    def _registry_failed(self, task: str, reason: str) -> None:
+        if task in self.models:
+            self._degrade(task, reason)
+        else:
+            self._load_cached_task(task, reason)
 
     def _fetch(self, registry: RegistryLike, task: str, version: int) -> ServedModel:
         directory = self.cache_dir / task / f"v{version}"
@@ -234,27 +294,34 @@ class ModelStore:
         return self._verified(directory)
 
     def _verified(self, directory: Path) -> ServedModel:
+        """The version in ``directory``, loaded, or :class:`Refused` saying why it may not serve."""
         if not _checksums_match(directory):
-            raise ValueError("files do not match their checksums (truncated or altered)")
+            raise Refused("files do not match their checksums (truncated or altered)")
         manifest = json.loads((directory / "manifest.json").read_text())
         task = manifest["task"]
         tags = manifest["tags"]
         if tags.get("feature_hash") != self._expected[task]:
-            raise ValueError(
+            raise Refused(
                 "it was trained on another feature definition than this service computes; "
                 f"retrain it with `cdm train {_cli(task)}`"
             )
-        passed = directory / ".canary-passed"  # these very files passed before (same checksums)
-        if not passed.is_file():
+        # These very files passed the checks of this code before (same checksums, same key).
+        passed = directory / ".canary-passed"
+        key = expectation_key(task)
+        if not (passed.is_file() and passed.read_text() == key):
             probe = subprocess.run(  # noqa: S603 (our own module, our own interpreter)
                 [sys.executable, "-m", "ml.serving.canary", str(directory)],
                 capture_output=True, text=True, timeout=_CANARY_TIMEOUT, check=False,
             )  # fmt: skip
             if probe.returncode != 0:
                 reason = probe.stderr.strip().splitlines()[-1:] or [f"exit {probe.returncode}"]
-                raise ValueError(f"failed its canary check: {reason[0]}")
-            passed.touch()
+                raise Refused(f"failed its canary check: {reason[0]}")
+            passed.write_text(key)
         heads = {path.stem: load_head(path) for path in directory.glob("*.txt")}
+        # Loading is safe now; checking here too covers a marker written by other code.
+        problem = verify(task, {name: head.booster for name, head in heads.items()}, tags)
+        if problem:
+            raise Refused(f"failed its canary check: {problem}")
         return ServedModel(
             task=task,
             name=manifest["name"],
@@ -264,51 +331,131 @@ class ModelStore:
             tags=tags,
         )
 
-    def _install(self, served: ServedModel) -> None:
+    def _install(self, served: ServedModel, status: ModelStatus | None = None) -> None:
         # One assignment: readers see the old mapping or the new one.
-        self.models = {**self.models, served.task: served}
-        self._set_status(served.task, ModelStatus("ok", served.version))
+        with self._swap:
+            self.models = {**self.models, served.task: served}
+        if status is None:
+            self._from_cache.discard(served.task)
+        self._refused.pop(served.task, None)
+        self._set_status(served.task, status or ModelStatus("ok", served.version))
         _log.info("serving %s version %s", served.task, served.version)
 
+    def _uninstall(self, task: str) -> None:
+        with self._swap:
+            self.models = {t: m for t, m in self.models.items() if t != task}
+        self._from_cache.discard(task)
+        _log.warning("%s: the registry names no champion any more; none serves", task)
+
+    def _refuse(self, task: str, version: int, current: ServedModel | None, why: str) -> None:
+        status = ModelStatus(
+            "degraded",
+            _version(current),
+            f"version {version} refused: {why}{self._serving_note(task)}",
+            refused_version=version,
+        )
+        self._refused[task] = status
+        _log.warning("%s model: %s", task, status.reason)
+        self._set_status(task, status)
+
     def load_cached(self) -> None:
-        """Serve the newest valid cached version of every task that has none loaded."""
+        """Serve the remembered champion (:meth:`_remember`) of every task that has none
+        loaded, from the cache."""
         for task in TASKS:
             if task not in self.models:
-                self._load_cached_task(task)
+                self._load_cached_task(task, None)
 
-    def _load_cached_task(self, task: str) -> None:
-        folder = self.cache_dir / task
-        candidates = sorted(
-            (p for p in folder.glob("v*") if p.name[1:].isdigit()),
-            key=lambda p: int(p.name[1:]),
-            reverse=True,
-        ) if folder.is_dir() else []  # fmt: skip
-        for directory in candidates:
-            try:
-                served = self._verified(directory)
-            except Exception as exc:
-                _log.warning("cached %s %s unusable: %s", task, directory.name, exc)
-                continue
-            self.models = {**self.models, task: served}
-            previous = self.status.get(task)
-            reason = previous.reason if previous and previous.state == "degraded" else ""
-            self._set_status(
-                task,
-                ModelStatus("degraded", served.version, f"serving the cached version; {reason}"),
-            )
+    def _load_cached_task(self, task: str, why: str | None) -> None:
+        """Serve the cached version the registry's champion alias last named, if it passes
+        the checks. ``why`` the registry was not asked (None: at start-up, before asking)."""
+        record = self._remembered(task)
+        if record is None or record.get("version") is None:
+            if why is not None:
+                known = "named no champion" if record else "has not been read"
+                self._set_status(
+                    task,
+                    ModelStatus(
+                        "degraded" if record is None else "missing",
+                        None,
+                        f"{why}; nothing cached to serve (the registry {known} before)",
+                    ),
+                )
             return
+        version = int(record["version"])
+        try:
+            served = self._verified(self.cache_dir / task / f"v{version}")
+        except Refused as exc:  # remembered, so the registry's answer need not check it again
+            self._refuse(task, version, None, f"{exc} (the cached champion){_after(why)}")
+            return
+        except Exception as exc:
+            _log.warning("%s model: cached champion v%s unusable: %s", task, version, exc)
+            if why is not None:
+                reason = f"{why}; the cached champion v{version} is unusable: {exc}"
+                self._set_status(task, ModelStatus("degraded", None, reason))
+            return
+        self._from_cache.add(task)
+        note = f"serving the cached champion v{version} (the registry's as of {record['read_at']})"
+        self._install(
+            served, ModelStatus("degraded", version, f"{why or 'registry not asked yet'}; {note}")
+        )
 
-    def _set(self, task: str, state: str, current: ServedModel | None, reason: str) -> None:
-        _log.warning("%s model: %s", task, reason)
-        self._set_status(task, ModelStatus(state, current.version if current else None, reason))
+    def _remember(self, task: str, version: int | None) -> None:
+        """Record, beside the cached files, which version the champion alias names now."""
+        folder = self.cache_dir / task
+        record = {"alias": "champion", "version": version, "read_at": datetime.now(UTC).isoformat()}
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_atomically(folder / _CHAMPION_RECORD, json.dumps(record))
+        except OSError as exc:  # a read-only cache: serving goes on, a restart knows less
+            _log.warning("cannot record the %s champion in the cache: %s", task, exc)
+
+    def _remembered(self, task: str) -> dict[str, object] | None:
+        """The last champion record of ``task`` (None: the registry was never read here)."""
+        try:
+            record = json.loads((self.cache_dir / task / _CHAMPION_RECORD).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and "version" in record else None
+
+    def _serving_note(self, task: str) -> str:
+        current = self.models.get(task)
+        if current is None:
+            return ""
+        if task in self._from_cache:
+            return f"; serving the cached champion v{current.version}"
+        return f"; still serving version {current.version}"
+
+    def _degrade(self, task: str, reason: str) -> None:
+        previous = self.status.get(task)
+        refused = previous.refused_version if previous is not None else None
+        current = self.models.get(task)
+        status = ModelStatus(
+            "degraded", _version(current), reason + self._serving_note(task), refused
+        )
+        _log.warning("%s model: %s", task, status.reason)
+        self._set_status(task, status)
 
     def _set_status(self, task: str, status: ModelStatus) -> None:
         self.status = {**self.status, task: status}
 
-    def _degrade_all(self, reason: str) -> None:
-        for task in TASKS:
-            current = self.models.get(task)
-            self._set(task, "degraded", current, reason)
+
+def _after(why: str | None) -> str:
+    return f"; {why}" if why else ""
+
+
+def _version(served: ServedModel | None) -> int | None:
+    return served.version if served is not None else None
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so a reader (another worker, the next start) sees the old
+    content or the new, never a part, even if this process dies while writing."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    with partial.open("w") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
 
 
 def _cli(task: str) -> str:

@@ -24,6 +24,7 @@ from domain.predictions import (
     ChurnRisk,
     Explanation,
     FeatureVector,
+    ModelNotServing,
     ModelUnavailable,
     NextPurchase,
     Provenance,
@@ -78,7 +79,11 @@ class Scorer:
         if served is None:
             status = self.store.status.get(task)
             reason = status.reason if status else f"run `cdm train {task.replace('_', '-')}`"
-            raise ModelUnavailable(f"no {task.replace('_', ' ')} model is available: {reason}")
+            # Never trained, or there is one this server cannot serve: say which.
+            error = (
+                ModelUnavailable if status is None or status.state == "missing" else ModelNotServing
+            )
+            raise error(f"no {task.replace('_', ' ')} model is available: {reason}")
         return served
 
     async def features(

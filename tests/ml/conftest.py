@@ -63,11 +63,14 @@ def cli_env(url: str, data_dir: Path) -> dict[str, str]:
     """Environment for `cdm` processes on ``url`` with their store in ``data_dir``.
 
     MLflow exports the tracking URI of the last registry this test process opened; the
-    command must fall back to its own data directory instead.
+    command must fall back to its own data directory instead. Model loading may take as
+    long as it needs: tests must not depend on how busy the machine is.
     """
     return {
         "CDM_DATABASE_URL": url, "CDM_DATA_DIR": str(data_dir), "COLUMNS": "160",
         "MLFLOW_TRACKING_URI": "",
+        # Creating an empty MLflow store can outlast the default budget on a busy machine.
+        "CDM_MODEL_LOAD_TIMEOUT_SECONDS": "600",
     }  # fmt: skip
 
 
@@ -77,6 +80,10 @@ def serving_settings(data_dir: Path, **overrides: object) -> Settings:
         "expose_statement_count": True,
         "model_refresh_seconds": 0,
         "mlflow_tracking_uri": default_tracking_uri(data_dir),
+        # A first start downloads and checks every model; on a busy machine that can outlast
+        # the default budget, and tests must not depend on timing. Tests of a slow registry
+        # set their own budget.
+        "model_load_timeout_seconds": 600,
     }
     return Settings(**{**values, **overrides})
 

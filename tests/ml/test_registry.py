@@ -24,7 +24,11 @@ def weaker(trained):
     x = trained.input_example
     noise = lgb.train(
         {"objective": "binary", "verbose": -1, "min_data_in_leaf": 1, "num_threads": 1},
-        lgb.Dataset(np.vstack([x] * 20), rng.integers(0, 2, len(x) * 20)),
+        lgb.Dataset(
+            np.vstack([x] * 20),
+            rng.integers(0, 2, len(x) * 20),
+            feature_name=list(trained.feature_names),
+        ),
         num_boost_round=3,
     )
     score = trained.score(noise)
