@@ -11,10 +11,13 @@ from __future__ import annotations
 import numpy as np
 
 from domain.consent import PROFILING_PURPOSES, refused_profiling
+from domain.merging import Merged, MergeRequest
+from domain.survivorship import Policy, Rule
 from ml.features import FEATURES, compute_features
 from ml.recommendations import customer_history, load_catalogue, market_basket
 from ml.training.datasets import buyers_before
 from sql.gdpr import erase_customer
+from sql.identity import merge_customers
 from tests.factories import T0, add_consent, add_customer, add_product, add_purchase, days
 
 AS_OF = T0 + days(400)
@@ -122,6 +125,24 @@ async def test_a_refusal_removes_the_stored_score_and_a_grant_keeps_it(db):
         b, c, T0 + days(3),
     )  # fmt: skip
     assert await stored() == [b]
+
+
+async def test_a_merge_that_brings_a_refusal_removes_the_survivors_stored_score(db):
+    product = await add_product(db, "B-1", "books")
+    survivor, objector = await buyer(db, product), await buyer(db, product)
+    await add_consent(db, survivor, "profiling", True, T0)
+    await add_consent(db, objector, "profiling", False, T0 + days(1))  # the newer decision
+    await db.execute(
+        "INSERT INTO customer_scores (customer_id, as_of, churn_probability) VALUES ($1, $2, 0.5)",
+        survivor, AS_OF,
+    )  # fmt: skip
+    done = await merge_customers(
+        db, MergeRequest(survivor, (objector,)), Policy(Rule.MOST_RECENT), "test"
+    )
+    assert isinstance(done, Merged)
+    assert await db.fetchval("SELECT count(*) FROM customer_scores") == 0
+    async with db.acquire() as conn:
+        assert len(await compute_features(conn, AS_OF)) == 0
 
 
 async def test_the_sql_and_the_domain_agree_on_who_refused(db):
