@@ -1,10 +1,16 @@
 """What consent allows. Pure: no I/O.
 
 Predictions about a person (churn risk, next purchase, recommendations) are profiling in the
-GDPR's sense. Machine clients (the personalization role) act on them automatically, so they
-get a customer's predictions only when that customer agreed: the latest decision for
-`personalization` or `profiling` is a grant, and neither's latest decision is a refusal (a
-refusal of either wins). People using the API (app, analyst) still see them.
+GDPR's sense. Two rules follow:
+
+* A customer whose latest decision for `personalization` or `profiling` is a refusal has
+  objected to profiling (art. 21): the models neither learn from nor score them, for anyone
+  (:func:`refused_profiling`). The bulk paths read the same rule from SQL, the view
+  ``profiling_refusals`` (migration 0011); a test checks the two agree.
+* Machine clients (the personalization role) act on predictions automatically (art. 22), so
+  they get a customer's predictions only when that customer agreed: the latest decision for
+  `personalization` or `profiling` is a grant, and neither's is a refusal. People using the
+  API (app, analyst) also see the predictions of customers who never decided.
 """
 
 from __future__ import annotations
@@ -18,9 +24,14 @@ WITHHELD = (
 )
 
 
+def refused_profiling(latest: Mapping[str, bool]) -> bool:
+    """Whether the latest decision per purpose objects to profiling (either purpose refused)."""
+    return any(latest.get(p) is False for p in PROFILING_PURPOSES)
+
+
 def prediction_withheld(latest: Mapping[str, bool]) -> str | None:
-    """Why predictions are withheld given the latest decision per purpose, or None."""
-    decisions = [latest[p] for p in PROFILING_PURPOSES if p in latest]
-    if decisions and all(decisions):
+    """Why predictions are withheld from machine clients given the latest decision per
+    purpose, or None: they need a grant and no refusal."""
+    if any(p in latest for p in PROFILING_PURPOSES) and not refused_profiling(latest):
         return None
     return WITHHELD

@@ -108,6 +108,11 @@ ERASURE_RULES: dict[str, TableRule] = {
     "schema_migrations": TableRule(
         Action.KEEP, "the schema's history", kept=_cols("version name checksum applied_at")
     ),
+    # Views (migration 0011): they store nothing; an erased person leaves them by erasure.
+    "profiling_refusals": TableRule(Action.KEEP, "a view over consents", kept=_cols("customer_id")),
+    "modelled_customers": TableRule(
+        Action.KEEP, "a view over customers: who models may process", kept=_cols("id created_at")
+    ),
 }
 
 

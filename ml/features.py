@@ -8,9 +8,13 @@ trained on and the ones it scores are built by the same code and cannot drift ap
 
 The result is a :class:`FeatureFrame`: customer ids (ascending) and a float64 matrix whose
 columns are :data:`FEATURES`, in that order, with NaN where a value is undefined (no purchase
-yet, fewer than two orders, a ratio over zero, a consent never recorded) and 0 for counts and
-sums of nothing. Models record :func:`feature_definition_hash` so that a model trained on one
-definition is not silently served another.
+yet, fewer than two orders, a ratio over zero) and 0 for counts and sums of nothing.
+
+Only customers the models may process have rows (SQL view ``modelled_customers``): erased
+customers and those whose latest ``personalization`` or ``profiling`` decision is a refusal
+are absent for training and serving alike, so they are neither learned from nor scored.
+Consent is not a feature. Models record :func:`feature_definition_hash` so that a model
+trained on one definition is not silently served another.
 """
 
 from __future__ import annotations
@@ -75,11 +79,7 @@ FEATURES: tuple[str, ...] = (
     "web_interactions_90d",
     "app_interactions_90d",
     "interactions_90d",
-    # consent state at the as-of time
-    "consent_email_marketing",
-    "consent_personalization",
-    "consent_profiling",
-)
+)  # no consent: see features.sql
 
 # What each feature means, in words a user can read next to a score's explanation.
 FEATURE_DESCRIPTIONS: dict[str, str] = {
@@ -123,9 +123,6 @@ FEATURE_DESCRIPTIONS: dict[str, str] = {
     "web_interactions_90d": "website visits and actions in the last 90 days",
     "app_interactions_90d": "app visits and actions in the last 90 days",
     "interactions_90d": "interactions of any kind in the last 90 days",
-    "consent_email_marketing": "consents to marketing e-mails",
-    "consent_personalization": "consents to personalisation",
-    "consent_profiling": "consents to profiling",
 }
 
 
@@ -174,8 +171,9 @@ async def compute_features(
 ) -> FeatureFrame:
     """Compute :data:`FEATURES` as of ``as_of`` from data strictly before it.
 
-    ``customer_ids=None`` means every customer created before ``as_of``; otherwise those of
-    the given customers that existed before ``as_of`` (others are absent from the frame).
+    ``customer_ids=None`` means every modelled customer created before ``as_of``; otherwise
+    those of the given customers that existed before ``as_of`` and are modelled (others,
+    unknown, erased or objecting to profiling, are absent from the frame).
     Rows are ordered by customer id. ``as_of`` must be timezone-aware.
 
     One statement, read through binary COPY into numpy: a million customers take one scan of

@@ -106,7 +106,7 @@ async def _prepare(settings: Settings, customers: int) -> str:
             await scorer.store.refresh(settings.model_load_timeout_seconds)
             await scorer.store.compile()
             console.print("Scoring every customer ...")
-            stored = await store(conn, await score_everyone(url, scorer, datetime.now(UTC)))
+            stored = len(await store(conn, await score_everyone(url, scorer, datetime.now(UTC))))
             console.print(f"stored the scores of {stored:,} customers")
         if not await conn.fetchval(query("rfm_count")):
             _, latest = await conn.fetchrow(query("purchase_history_span"))

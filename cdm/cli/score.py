@@ -60,12 +60,13 @@ def score(
         say(f"storing {len(table):,} customers' scores")
         conn = await connect(url)
         try:
-            stored = await store(conn, table)
+            table = await store(conn, table)  # without anyone erased or objecting meanwhile
         finally:
             await conn.close()
-        return table, stored, time.perf_counter() - started
+        return table, time.perf_counter() - started
 
-    table, stored, seconds = run(go)
+    table, seconds = run(go)
+    stored = len(table)
     if output is not None:
         write_file(table, output)
     summary = Table("model", "version", title=f"Scored {stored:,} customers in {seconds:.1f} s")

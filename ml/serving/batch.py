@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,6 +69,23 @@ class ScoreTable:
     def __len__(self) -> int:
         return len(self.customer_ids)
 
+    def without(self, customer_ids: Sequence[int]) -> ScoreTable:
+        """A copy of this table without the rows of ``customer_ids``."""
+        keep = ~np.isin(self.customer_ids, np.asarray(customer_ids, dtype=np.int64))
+
+        def rows(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[keep]
+
+        recommendations = None
+        if self.recommendations is not None:
+            recommendations = [r for r, k in zip(self.recommendations, keep, strict=True) if k]
+        return ScoreTable(
+            as_of=self.as_of, customer_ids=self.customer_ids[keep], churn=rows(self.churn),
+            p30=rows(self.p30), expected_purchases=rows(self.expected_purchases),
+            expected_days=rows(self.expected_days), recommendations=recommendations,
+            versions=dict(self.versions), skipped=dict(self.skipped),
+        )  # fmt: skip
+
     def recommended_lists(self) -> list[list[int] | None]:
         """Each customer's recommended product ids (None per row when not ranked)."""
         if self.recommendations is None:
@@ -89,7 +106,9 @@ async def score_everyone(
     recommend: bool = True,
     progress: Progress | None = None,
 ) -> ScoreTable:
-    """Scores of every customer created before ``as_of``, from data before it.
+    """Scores of every customer created before ``as_of``, from data before it: every
+    customer the models may process (not erased, no objection to profiling; see
+    :mod:`ml.features`), the others have no row.
 
     Two connections read one snapshot of the database: while PostgreSQL computes everyone's
     features on the first (one long statement, one core), this process ranks everyone's
@@ -110,7 +129,7 @@ async def score_everyone(
             lists = None
             if ranker is not None:
                 customer_ids, _ = await fetch_matrix(
-                    connections[1], "customers_scored_as_of", (as_of,), 0
+                    connections[1], "customers_scored_as_of", (as_of, None), 0
                 )
                 lists = await _recommend_everyone(
                     connections[1], scorer, ranker, as_of, customer_ids, say
@@ -231,14 +250,24 @@ def _records(table: ScoreTable) -> list[tuple[object, ...]]:
     )
 
 
-async def store(conn: asyncpg.Connection, table: ScoreTable) -> int:
-    """Replace the stored scores with ``table`` in one transaction; rows stored."""
+async def store(conn: asyncpg.Connection, table: ScoreTable) -> ScoreTable:
+    """Replace the stored scores with ``table`` in one transaction; return what was stored.
+
+    Customers erased or objecting to profiling since ``table`` was scored are left out
+    (insert_staged_scores), and out of the returned table too, which is what a file export
+    must write: no score outlives its consent, in the database or beside it.
+    """
     async with conn.transaction():
         await conn.execute(query("create_score_staging"))
         await conn.copy_records_to_table("score_staging", records=_records(table), columns=_COLUMNS)
+        await conn.execute(query("lock_stored_scores"))
         await conn.execute(query("clear_stored_scores"))
         status = await conn.execute(query("insert_staged_scores"))
-    return int(status.split()[-1])
+        if int(status.split()[-1]) == len(table):
+            return table
+        # Rare (a refusal or an erasure during the run): find the few rows left out.
+        left_out = [r["customer_id"] for r in await conn.fetch(query("staged_scores_left_out"))]
+    return table.without(left_out)
 
 
 def write_file(table: ScoreTable, path: Path) -> None:

@@ -46,6 +46,7 @@ from ml.recommendations import (
     market_basket,
 )
 from ml.serving.models import ModelStore, ServedModel
+from sql.matrix import fetch_matrix
 from sql.repositories import all_products
 
 HORIZON_DAYS = 90.0  # the horizon the next-purchase counts and waits are trained on
@@ -156,10 +157,14 @@ class Scorer:
     async def recommendations(
         self, conn: asyncpg.Connection, customer_ids: Sequence[int], as_of: datetime
     ) -> dict[int, Recommendations]:
-        """Each customer's best unbought products, ranked, with a reason for each."""
+        """Each customer's best unbought products, ranked, with a reason for each; nothing
+        (as for an unknown id) for customers not yet created at ``as_of``, erased, or
+        objecting to profiling (the population features.sql scores)."""
         model = self.model("upsell")
         shared = await self.market(conn, as_of)
-        history = await customer_history(conn, shared.catalogue, as_of, customer_ids)
+        asked = np.unique(np.asarray(customer_ids, dtype=np.int64)).tolist()
+        modelled, _ = await fetch_matrix(conn, "customers_scored_as_of", (as_of, asked), 0)
+        history = await customer_history(conn, shared.catalogue, as_of, modelled)
 
         def rank() -> dict[int, Recommendations]:
             candidates = build_candidates(

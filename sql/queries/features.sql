@@ -3,23 +3,29 @@
 -- (ml.features.FEATURES lists them in this order).
 --
 -- Point in time: every row read is strictly before the as-of time ($1): purchases by
--- purchased_at, interactions by occurred_at, consents by recorded_at, customers by
--- created_at. Nothing at or after it can change the answer.
+-- purchased_at, interactions by occurred_at, customers by created_at. Nothing at or after it
+-- can change the answer, with one deliberate exception: who is modelled at all is decided
+-- now (modelled_customers, migration 0011). Erased customers and those whose latest
+-- personalization/profiling decision is a refusal have no row, at any as-of time: an
+-- objection stops training on their past too.
+--
+-- Consent is not a feature: a decision about how someone's data may be used is not evidence
+-- about what they will buy, and learning from it would profile the decision itself.
 --
 -- Set-based: each source is aggregated grouped by customer, windows being FILTERs over the
 -- same scan (purchases are read twice: per order, and per category), and the aggregates are
 -- joined to the customers on their id. No per-customer subqueries: a million customers cost
 -- a few scans and sorts, not a million lookups.
 --
--- Parameters: $1 the as-of time; $2 the customer ids, or NULL for every customer created
--- before $1. ml/features.py runs this through COPY, which inlines both as literals, so
+-- Parameters: $1 the as-of time; $2 the customer ids, or NULL for every (modelled) customer
+-- created before $1. ml/features.py runs this through COPY, which inlines both as literals, so
 -- PostgreSQL plans each call for its own values: the `$2 IS NULL OR ...` guards fold away,
 -- a handful of ids become index lookups and everyone becomes full scans. (Run as a prepared
 -- statement instead, a cached generic plan could not tell the two cases apart.)
 --
 -- Output: customer_id (bigint), then one float8 per feature and never NULL: counts and sums
 -- are 0 when there is nothing to count, undefined values (recency without a purchase, an
--- interval without two orders, a ratio over zero, a consent never recorded) are 'NaN'.
+-- interval without two orders, a ratio over zero) are 'NaN'.
 -- Fixed-width rows let ml/features.py read the binary COPY straight into numpy.
 --
 -- Definitions:
@@ -33,8 +39,6 @@
 --           of it before, +1 all of it recent; NaN when both are zero.
 --   gaps    days between consecutive orders: mean NaN below two orders, sample standard
 --           deviation NaN below three; overdue ratio = days since the last order / mean gap.
---   consent the latest decision per purpose recorded before the as-of time: 1 granted,
---           0 refused or revoked, NaN never recorded.
 --   spend   the sum of amounts in whatever currency each line has (see docs/design.md,
 --           known limits).
 
@@ -148,19 +152,6 @@ WITH orders AS (
        AND (i.occurred_at >= $1::timestamptz - interval '2160 hours'
             OR i.kind IN ('complaint', 'ticket_opened'))
      GROUP BY i.customer_id
-), consent_state AS (
-    -- The latest decision per purpose before the as-of time (ties: the later row).
-    SELECT customer_id,
-           bool_or(granted) FILTER (WHERE purpose = 'email_marketing') AS email_marketing,
-           bool_or(granted) FILTER (WHERE purpose = 'personalization') AS personalization,
-           bool_or(granted) FILTER (WHERE purpose = 'profiling') AS profiling
-      FROM (SELECT DISTINCT ON (c.customer_id, c.purpose) c.customer_id, c.purpose, c.granted
-              FROM consents c
-             WHERE c.recorded_at < $1::timestamptz
-               AND ($2::bigint[] IS NULL OR c.customer_id = ANY ($2::bigint[]))
-               AND c.purpose IN ('email_marketing', 'personalization', 'profiling')
-             ORDER BY c.customer_id, c.purpose, c.recorded_at DESC, c.id DESC) latest
-     GROUP BY customer_id
 )
 SELECT cu.id AS customer_id,
        -- Purchases: recency, frequency, monetary value.
@@ -211,16 +202,11 @@ SELECT cu.id AS customer_id,
        coalesce(i.reviews_90d, 0)::float8 AS reviews_90d,
        coalesce(i.web_interactions_90d, 0)::float8 AS web_interactions_90d,
        coalesce(i.app_interactions_90d, 0)::float8 AS app_interactions_90d,
-       coalesce(i.interactions_90d, 0)::float8 AS interactions_90d,
-       -- Consent state at the as-of time: 1 granted, 0 refused or revoked, NaN never asked.
-       coalesce(g.email_marketing::int::float8, 'NaN') AS consent_email_marketing,
-       coalesce(g.personalization::int::float8, 'NaN') AS consent_personalization,
-       coalesce(g.profiling::int::float8, 'NaN') AS consent_profiling
-  FROM customers cu
+       coalesce(i.interactions_90d, 0)::float8 AS interactions_90d
+  FROM modelled_customers cu
   LEFT JOIN order_stats o ON o.customer_id = cu.id
   LEFT JOIN category_stats k ON k.customer_id = cu.id
   LEFT JOIN interaction_stats i ON i.customer_id = cu.id
-  LEFT JOIN consent_state g ON g.customer_id = cu.id
  WHERE cu.created_at < $1::timestamptz
    AND ($2::bigint[] IS NULL OR cu.id = ANY ($2::bigint[]))
  ORDER BY cu.id;

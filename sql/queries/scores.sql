@@ -23,10 +23,22 @@ CREATE TEMP TABLE score_staging (LIKE customer_scores INCLUDING DEFAULTS) ON COM
 -- one, never a mix (DELETE, not TRUNCATE, keeps that true for readers already running).
 DELETE FROM customer_scores;
 
+-- name: lock_stored_scores
+-- Taken before clear/insert: a refusal or an erasure (which delete stored scores) either
+-- committed first and is seen by insert_staged_scores, or waits for this transaction and
+-- then deletes the new row. Readers (ACCESS SHARE) do not wait.
+LOCK TABLE customer_scores IN SHARE ROW EXCLUSIVE MODE;
+
 -- name: insert_staged_scores
--- Customers deleted or merged away while the run was scoring are left out.
+-- Customers deleted, merged away, erased or objecting to profiling since the run read its
+-- snapshot are left out: stored scores exist only for modelled customers.
 INSERT INTO customer_scores
-SELECT s.* FROM score_staging s JOIN customers c ON c.id = s.customer_id;
+SELECT s.* FROM score_staging s JOIN modelled_customers c ON c.id = s.customer_id;
+
+-- name: staged_scores_left_out
+-- After insert_staged_scores stored fewer rows than were staged: which ones it left out.
+SELECT s.customer_id FROM score_staging s
+ WHERE NOT EXISTS (SELECT 1 FROM customer_scores c WHERE c.customer_id = s.customer_id);
 
 -- name: begin_snapshot
 -- `cdm score --all` reads features and purchase histories over two connections at once;
@@ -42,5 +54,10 @@ SELECT pg_export_snapshot();
 SET TRANSACTION SNAPSHOT $1;
 
 -- name: customers_scored_as_of
--- The customers features.sql scores as of $1: everyone created before it.
-SELECT id FROM customers WHERE created_at < $1::timestamptz ORDER BY id;
+-- The customers features.sql scores as of $1: every modelled customer created before it, or
+-- those of the ids $2 (unknown, erased and objecting ones are absent). Read through COPY.
+SELECT id
+  FROM modelled_customers
+ WHERE created_at < $1::timestamptz
+   AND ($2::bigint[] IS NULL OR id = ANY ($2::bigint[]))
+ ORDER BY id;

@@ -6,13 +6,17 @@
 -- Point in time: $1 is always the cutoff. Inputs read only rows strictly before it; labels
 -- read only rows in [cutoff, horizon end). An order is the lines a customer bought at one
 -- instant (distinct purchased_at), as in features.sql.
+--
+-- Who: only modelled_customers (migration 0011) are learned from, as of now whatever the
+-- cutoff: erased customers and those objecting to profiling are in no population, and their
+-- purchases feed no item statistics.
 
 -- name: customers_buying_before
 -- The population the purchase models learn from and are evaluated on: customers who existed
--- and had bought at least once before the cutoff.
+-- and had bought at least once before the cutoff (and may be modelled).
 SELECT s.customer_id, 0::float8
   FROM customer_purchase_stats s
-  JOIN customers c ON c.id = s.customer_id
+  JOIN modelled_customers c ON c.id = s.customer_id
  WHERE s.first_purchase_at < $1::timestamptz
    AND c.created_at < $1::timestamptz
  ORDER BY s.customer_id;
@@ -31,7 +35,8 @@ SELECT p.customer_id,
 
 -- name: product_history
 -- Who bought which product in [$2, $1) (or ever before $1 when $2 is NULL), for the customers
--- of $3 (or everyone when NULL): orders containing the product, days since the latest one.
+-- of $3 (or everyone when NULL), modelled customers only: orders containing the product, days
+-- since the latest one. Serves customers' own histories and everyone's item statistics.
 SELECT p.customer_id,
        p.product_id::float8,
        count(DISTINCT p.purchased_at)::float8 AS orders,
@@ -41,6 +46,7 @@ SELECT p.customer_id,
    AND ($2::timestamptz IS NULL OR p.purchased_at >= $2::timestamptz)
    AND p.product_id IS NOT NULL
    AND ($3::bigint[] IS NULL OR p.customer_id = ANY ($3::bigint[]))
+   AND p.customer_id IN (SELECT m.id FROM modelled_customers m)
  GROUP BY p.customer_id, p.product_id;
 
 -- name: products_bought_between

@@ -172,9 +172,6 @@ async def test_known_answers_for_a_regular_customer(db):
         "reviews_90d": 0,
         "web_interactions_90d": 1, "app_interactions_90d": 1,
         "interactions_90d": 2 + 3 + 1 + 2,
-        "consent_email_marketing": 0,  # granted, then revoked 30 days ago
-        "consent_personalization": 1,
-        "consent_profiling": NAN,  # never recorded
     })  # fmt: skip
 
 
@@ -208,20 +205,6 @@ async def test_one_or_two_orders_leave_the_spread_undefined(db):
     })  # fmt: skip
 
 
-async def test_latest_consent_decision_wins(db):
-    cid = await add_customer(db)
-    await add_consent(db, cid, "profiling", False, T0 + days(1))
-    await add_consent(db, cid, "profiling", True, T0 + days(2))
-    await add_consent(db, cid, "email_marketing", True, T0 + days(3))
-    await add_consent(db, cid, "sms", True, T0 + days(3))  # not a feature
-    row = (await features(db)).row(cid)
-    assert (row["consent_profiling"], row["consent_email_marketing"]) == (1, 1)
-    assert math.isnan(row["consent_personalization"])
-    early = (await features(db, T0 + days(1) + timedelta(seconds=1))).row(cid)
-    assert early["consent_profiling"] == 0
-    assert math.isnan(early["consent_email_marketing"])
-
-
 # --- point in time ---------------------------------------------------------------------
 
 
@@ -251,13 +234,11 @@ async def test_nothing_at_or_after_the_as_of_time_changes_the_features(db):
     # The same kinds of change just before the as-of time do count.
     await add_purchase(db, quiet, AS_OF - timedelta(microseconds=1), "5.00")
     await add_interaction(db, quiet, AS_OF - timedelta(seconds=1), "complaint", "support")
-    await add_consent(db, quiet, "profiling", True, AS_OF - timedelta(seconds=1))
     changed = (await features(db)).row(quiet)
     assert changed["orders_30d"] == 1
     assert changed["spend_lifetime"] == 5
     assert changed["days_since_last_purchase"] == pytest.approx(1e-6 / 86400, abs=1e-12)
     assert changed["complaints_30d"] == 1
-    assert changed["consent_profiling"] == 1
 
 
 async def test_the_as_of_time_is_an_instant_whatever_its_zone(db):
@@ -291,7 +272,17 @@ async def test_seeded_data_subset_parity_and_determinism(db):
         await seed_database(conn, customers=300, seed=3, now=SEED_NOW)
     as_of = SEED_NOW - days(30)
     full = await features(db, as_of)
-    existing = await db.fetchval("SELECT count(*) FROM customers WHERE created_at < $1", as_of)
+    # Everyone existing then, but those whose latest personalization/profiling decision now is
+    # a refusal (tests/ml/test_profiling_exclusions.py covers who is modelled in detail).
+    existing = await db.fetchval(
+        """SELECT count(*) FROM customers c WHERE created_at < $1 AND NOT EXISTS (
+             SELECT 1 FROM (SELECT DISTINCT ON (purpose) granted FROM consents k
+                             WHERE k.customer_id = c.id
+                               AND purpose IN ('personalization', 'profiling')
+                             ORDER BY purpose, recorded_at DESC, id DESC) latest
+              WHERE NOT granted)""",
+        as_of,
+    )
     assert 0 < len(full) == existing
     assert full.customer_ids.dtype == np.int64
     assert full.matrix.dtype == np.float64
@@ -329,10 +320,6 @@ async def test_seeded_data_subset_parity_and_determinism(db):
     for name in ("spend_trend_90d", "orders_trend_90d"):
         trend = m[name][~np.isnan(m[name])]
         assert ((trend >= -1) & (trend <= 1)).all()
-    for name in ("consent_email_marketing", "consent_personalization", "consent_profiling"):
-        known = m[name][~np.isnan(m[name])]
-        assert set(np.unique(known)) <= {0.0, 1.0}
-        assert len(known) > 0
     assert (m["email_opens_90d"] > 0).any()
     assert (m["page_views_90d"] > 0).any()
     assert np.nanmax(m["avg_order_value"]) < 50_000

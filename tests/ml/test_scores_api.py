@@ -38,10 +38,17 @@ SCORES = """query($ids: [ID!], $at: DateTime) { scores(customerIds: $ids) {
 
 
 async def buyer_ids(url: str, limit: int) -> list[int]:
+    """Buyers the models score: none whose latest personalization or profiling decision is a
+    refusal (those get no score at all, see test_profiling_scores.py)."""
     conn = await connect(url)
     try:
         rows = await conn.fetch(
-            "SELECT customer_id FROM customer_purchase_stats ORDER BY customer_id LIMIT $1", limit
+            "SELECT customer_id FROM customer_purchase_stats s WHERE NOT EXISTS ("
+            " SELECT 1 FROM (SELECT DISTINCT ON (purpose) granted FROM consents k"
+            "  WHERE k.customer_id = s.customer_id AND purpose IN ('personalization', 'profiling')"
+            "  ORDER BY purpose, recorded_at DESC, id DESC) latest WHERE NOT granted)"
+            " ORDER BY customer_id LIMIT $1",
+            limit,
         )
     finally:
         await conn.close()
