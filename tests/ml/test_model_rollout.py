@@ -75,7 +75,10 @@ async def test_a_champion_on_other_features_is_refused_and_the_previous_one_keep
         after = data(await gql(http, CHURN, asked))["customer"]["churnRisk"]
         ready = await http.get("/readyz")
     assert before["provenance"]["version"] == 1
-    assert after == before  # the previous version still answers, with the same number
+    # The previous version still answers, with the same number (to the last bits: its native
+    # compilation may have been swapped in between the two requests).
+    assert after["provenance"] == before["provenance"]
+    assert after["probability"] == pytest.approx(before["probability"], rel=1e-9)
     assert {"task": "churn", "state": "degraded", "version": 1} in reloaded
     assert ready.status_code == 200
     body = ready.json()
