@@ -67,6 +67,8 @@ class CustomerFilter:
             raise UserError(
                 "`country` must be an ISO 3166-1 alpha-2 code such as DE or US", field="country"
             )
+        if self.min_total_spend is not None and not self.min_total_spend.is_finite():
+            raise UserError("`minTotalSpend` must be a finite number", field="minTotalSpend")
         if self.min_total_spend is not None and self.min_total_spend < 0:
             raise UserError("`minTotalSpend` must not be negative", field="minTotalSpend")
         if self.search is not None:
