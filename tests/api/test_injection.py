@@ -1166,3 +1166,52 @@ async def test_open_bounds_mean_no_bound(client, db, definition):
     await add_interaction(db, ann, T0)
     body = await gql(client, SEGMENT_STATS, {"d": definition})
     assert data(body)["customersAggregate"] == [{"count": 1}]
+
+
+# --------------------------------------------------------------------------------------------
+# Time arguments: a zone and the supported range (1900-01-01 .. 2200-01-01 UTC), by name
+# --------------------------------------------------------------------------------------------
+
+OUT_OF_RANGE_TIMES = {
+    "year_one": "0001-01-01T00:00:00Z",  # datetime.min: -infinity to PostgreSQL
+    "before": "1899-12-31T23:59:59Z",
+    "after": "2200-01-01T00:00:01Z",
+    "year_9999": "9999-12-31T23:59:59+00:00",
+}
+# Arguments that say *when to look*; record fields of writes (purchasedAt...) are data.
+TIME_SLOTS = [
+    s for s in discover({"DateTime"})
+    if s.owner != "Mutation" or s.coordinate == "Mutation.refreshRfm"
+]  # fmt: skip
+
+
+def test_the_time_sweep_sees_every_time_argument():
+    labels = {s.label for s in TIME_SLOTS}
+    assert {
+        "Query.revenue(from)", "Query.revenue(to)", "Query.cohortRetention(from)",
+        "Query.customers(filter.createdAfter)", "Query.auditLog(since)",
+        "Customer.purchases(until)", "Customer.churnRisk(asOf)", "Mutation.refreshRfm(asOf)",
+    } <= labels  # fmt: skip
+
+
+@pytest.mark.parametrize("slot", TIME_SLOTS, ids=lambda s: s.label)
+async def test_time_arguments_outside_the_supported_range_are_refused_by_name(sweep, slot):
+    if sweep.dirty or not sweep.seeds:
+        await sweep.reseed()
+    base = BASES[slot.coordinate]
+    before = await table_digest(sweep.pool)
+    name = slot.path[-1]
+    problems = []
+    for label, value in OUT_OF_RANGE_TIMES.items():
+        for inline in (False, True):
+            document, variables, _ = build(slot, base, {label: value}, sweep.seeds, inline)
+            _, body = await post(sweep.http, document, variables)
+            errors = body.get("errors", [])
+            found = [
+                ((e.get("extensions") or {}).get("code"), (e.get("extensions") or {}).get("field"))
+                for e in errors
+            ]  # fmt: skip
+            if found != [("BAD_USER_INPUT", name)] or "1900-01-01" not in errors[0]["message"]:
+                problems.append(f"{label} ({'literal' if inline else 'variables'}): {body}")
+    assert await table_digest(sweep.pool) == before
+    assert not problems, f"{slot.label}:\n" + "\n".join(problems)
