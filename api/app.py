@@ -8,15 +8,19 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import dashboard
 from api.audit import AuditWriter, RefusalLimiter
 from api.auth import Authenticator
-from api.graphql_http import GraphQLEndpoint
+from api.errors import request_error
+from api.graphql_http import JSON, GraphQLEndpoint, negotiate
 from api.limits import QueryLimits
 from api.rate_limit import RateLimiter
 from api.schema import schema
@@ -73,6 +77,60 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse(
         {"status": "degraded" if degraded else "ok", "database": "ok", "models": models}
     )
+
+
+SHUTTING_DOWN = "SHUTTING_DOWN"
+
+
+class AnswerWhenCancelled:
+    """A request still running when the shutdown grace ends gets a JSON 503 that says so.
+
+    The server cancels what is left at the end of ``CDM_SHUTDOWN_GRACE_SECONDS`` (its
+    transaction rolls back); left alone, the cancellation reaches uvicorn, which answers a
+    plain-text 500. Here it is caught at the edge of the app, before any byte was sent, and
+    answered as a GraphQL error a client can act on: retry, elsewhere or later.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if started or task is None:
+                raise
+            task.uncancel()  # handled: the answer below is this task's last work
+            _log.warning("request cancelled at shutdown: %s %s", scope["method"], scope["path"])
+            await _shutting_down(scope, send)
+
+
+async def _shutting_down(scope: Scope, send: Send) -> None:
+    accept = dict(scope["headers"]).get(b"accept", b"").decode("latin-1")
+    body = orjson.dumps(
+        request_error("The server is shutting down and stopped this request before it "
+                      "finished; retry it (writes are idempotent).", SHUTTING_DOWN)
+    )  # fmt: skip
+    await send({
+        "type": "http.response.start", "status": 503,
+        "headers": [
+            (b"content-type", (negotiate(accept) or JSON).encode()),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", b"1"), (b"cache-control", b"no-store"), (b"connection", b"close"),
+        ],
+    })  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
 
 
 def _tune_garbage_collector() -> None:
@@ -164,6 +222,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
             *dashboard.ROUTES,
         ],
         lifespan=lifespan,
+        middleware=[Middleware(AnswerWhenCancelled)],
     )
 
 

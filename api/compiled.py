@@ -16,10 +16,12 @@ resolvers of the whole level are collected and awaited together, then their valu
 (which may start the next level). Every loader call of a level is therefore issued before any
 of them is awaited, so DataLoaders batch exactly as under graphql-core, with fewer tasks.
 
-It runs **queries only**, and only while nothing goes wrong: any error (a resolver raising, a
-null in a non-null field) abandons the fast path and the request is executed again by
-graphql-core, which produces the exact errors and partial data the spec requires. Queries have
-no side effects, so running one twice is safe; errors are the rare path. Documents using
+It runs **queries only**, and only while nothing goes wrong. An error (a resolver refusing an
+argument, a null in a non-null field, our own bug) abandons the fast path and graphql-core
+answers with the exact errors and partial data the spec requires, in the same request
+context, so what the fast path already loaded comes from the loaders' caches. A failure *in
+the database* (a statement timeout, a lost connection, a statement refused) is raised at once
+instead: a statement that failed is never silently run a second time. Documents using
 features not compiled here (abstract types, introspection, directives other than literal
 @skip/@include, a response key selected twice) are simply left to graphql-core.
 A parity test runs every query of the test suite through both paths and compares.
@@ -34,6 +36,7 @@ from operator import attrgetter
 from types import CoroutineType
 from typing import Any
 
+import asyncpg
 from graphql import (
     DocumentNode,
     Executor,
@@ -412,15 +415,20 @@ class CompiledQuery:
         try:
             data = execute_plans(self.plans, None, ex, None, pending)
             await _settle(pending, ex)
-        except Exception as exc:  # graphql-core runs it again and reports the error properly
+        except Exception as exc:
             for item in pending:  # never started: close them rather than leak coroutines
                 if type(item.awaitable) is CoroutineType:
                     item.awaitable.close()
             cause = exc.__cause__ if isinstance(exc, Bail) else exc
-            if cause is not None and is_unavailable(cause):
-                raise cause from None  # a 503 now: running it again would only wait again
-            return None
+            if cause is not None and _from_database(cause):
+                raise cause from None  # answered now (timeout, outage...), never run again
+            return None  # graphql-core words the error and the partial data as the spec says
         return data
+
+
+def _from_database(exc: BaseException) -> bool:
+    """Whether ``exc`` came from the database or its driver (not from a client or Python)."""
+    return isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError) or is_unavailable(exc)
 
 
 def compile_query(

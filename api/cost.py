@@ -29,6 +29,9 @@ from graphql import (
 )
 
 _ID_LISTS = ("customerIds", "externalIds", "ids")
+# Estimates are capped where JSON numbers stay exact: a `first` of 2^63 (refused later, when
+# variables are coerced) must still give an error a client can read.
+_MOST = 2**53
 
 
 def query_cost(
@@ -40,9 +43,8 @@ def query_cost(
     """The estimated cost of ``operation`` with ``variables`` (validated document)."""
     root = schema.get_root_type(operation.operation)
     assert root is not None
-    return _Estimate(schema, fragments, variables or {}).cost(
-        root, operation.selection_set, frozenset()
-    )
+    estimate = _Estimate(schema, fragments, variables or {})
+    return min(estimate.cost(root, operation.selection_set, frozenset()), _MOST)
 
 
 def over_budget(cost: int, budget: int) -> GraphQLError | None:

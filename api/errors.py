@@ -22,18 +22,34 @@ _UNAVAILABLE = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.InterfaceError,  # e.g. the pool closing under a request
     ConnectionError,
     OSError,
     TimeoutError,  # no free connection within the pool's acquire timeout
 )
+# asyncpg's InterfaceError covers lost connections and closing pools, but also our own
+# misuse: a wrong number of bind values, a value of the wrong type (its DataError). Only the
+# first kind is an outage; the rest are our bugs, never to be reported as "retry later".
+_GONE = {"connection is closed", "pool is closing", "pool is closed"}
 UNAVAILABLE = "DB_UNAVAILABLE"
 _UNAVAILABLE_MESSAGE = "The database is unavailable; retry shortly."
+TIMEOUT = "TIMEOUT"
 
 
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database could not be reached (retrying may succeed)."""
-    return isinstance(exc, _UNAVAILABLE) or _connection_left_busy(exc)
+    return isinstance(exc, _UNAVAILABLE) or _connection_gone(exc) or _connection_left_busy(exc)
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` is a statement the server stopped (``CDM_STATEMENT_TIMEOUT_MS``)."""
+    return isinstance(exc, asyncpg.exceptions.QueryCanceledError)
+
+
+def _connection_gone(exc: BaseException) -> bool:
+    if not isinstance(exc, asyncpg.exceptions.InterfaceError) or isinstance(exc, ValueError):
+        return False  # asyncpg's DataError (a bad bind value) is an InterfaceError too
+    message = str(exc)
+    return message in _GONE or message.endswith("the underlying connection is closed")
 
 
 def _connection_left_busy(exc: BaseException) -> bool:
@@ -60,6 +76,24 @@ def unavailable(exc: BaseException) -> dict[str, Any]:
     return {"errors": [_unavailable_entry(exc)]}
 
 
+def _timeout_entry(exc: BaseException) -> dict[str, Any]:
+    error_id = uuid.uuid4().hex
+    _log.warning("statement stopped [%s]: %s", error_id, exc)
+    if "statement timeout" in str(exc):
+        message = (
+            "The query ran longer than this server allows and was stopped; ask for less "
+            "(a narrower window, a smaller page) or retry later."
+        )
+    else:  # cancelled by an operator (pg_cancel_backend)
+        message = "The query was cancelled on the database server before it finished."
+    return {"message": message, "extensions": {"code": TIMEOUT, "errorId": error_id}}
+
+
+def timed_out(exc: BaseException) -> dict[str, Any]:
+    """The response body for a request whose statement the server stopped."""
+    return {"errors": [_timeout_entry(exc)]}
+
+
 def format_error(error: GraphQLError) -> dict[str, Any]:
     """The response entry for one error."""
     original = error.original_error
@@ -79,6 +113,8 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
         entry["extensions"] = extensions
     elif is_unavailable(original):
         entry.update(_unavailable_entry(original))
+    elif is_timeout(original):
+        entry.update(_timeout_entry(original))
     else:
         entry.update(_internal_entry(original, error.path))
     return entry

@@ -46,7 +46,15 @@ from api.authorization import Authorization, apply_masks, authorize
 from api.compiled import CompiledQuery, compile_query
 from api.context import Context
 from api.cost import over_budget, query_cost
-from api.errors import format_error, internal_error, is_unavailable, request_error, unavailable
+from api.errors import (
+    format_error,
+    internal_error,
+    is_timeout,
+    is_unavailable,
+    request_error,
+    timed_out,
+    unavailable,
+)
 from api.limits import QueryLimits, check_shape
 from api.rate_limit import RateLimiter
 from domain.access import Caller, Role
@@ -223,14 +231,17 @@ class GraphQLEndpoint:
         """Serve one GraphQL request (GET for queries, POST for anything).
 
         The database being unreachable (or every connection busy past the acquire timeout)
-        is a 503 with one retryable ``DB_UNAVAILABLE`` error; anything else unexpected is a
-        500 with an error id, never a stack trace."""
+        is a 503 with one retryable ``DB_UNAVAILABLE`` error; a statement stopped by the
+        statement timeout a 504 ``TIMEOUT``; anything else unexpected is a 500 with an error
+        id, never a stack trace."""
         try:
             return await self._handle(request)
         except Exception as exc:
             media = negotiate(request.headers.get("accept")) or JSON
             if is_unavailable(exc):
                 return self._reply(unavailable(exc), media, 503, _RETRY)
+            if is_timeout(exc):
+                return self._reply(timed_out(exc), media, 504, _RETRY)
             return self._reply(internal_error(exc), media, 500)
 
     async def _handle(self, request: Request) -> Response:
@@ -317,10 +328,8 @@ class GraphQLEndpoint:
 
         headers = {}
         compiled = prepared.compiled(self._schema, operation) if self._compiled else None
+        context = Context.for_request(state.pool, state.settings, state.scorer, caller, request_id)
         if compiled is not None:
-            context = Context.for_request(
-                state.pool, state.settings, state.scorer, caller, request_id
-            )
             outcome = await compiled.execute(context, variables, hide_suggestions=self._production)
             if isinstance(outcome, list):  # variables that do not fit the operation
                 body = {"errors": [format_error(e) for e in outcome]}
@@ -332,8 +341,8 @@ class GraphQLEndpoint:
                     headers["X-SQL-Statements"] = str(context.db.statements)
                 _audit_reads(state, context, operation, authorization)
                 return self._reply({"data": outcome}, media, 200, headers)
-        # Not compiled, or something went wrong: graphql-core runs it (again) from scratch.
-        context = Context.for_request(state.pool, state.settings, state.scorer, caller, request_id)
+        # Not compiled, or a client's mistake to word: graphql-core runs it, in the same context
+        # (what the fast path loaded is served from the loaders, not read again).
         result = execute(
             self._schema, document, context_value=context, variable_values=variables,
             operation_name=operation_name, hide_suggestions=self._production,
@@ -346,6 +355,8 @@ class GraphQLEndpoint:
             for error in result.errors:
                 if error.original_error is not None and is_unavailable(error.original_error):
                     return self._reply(unavailable(error.original_error), media, 503, _RETRY)
+                if error.original_error is not None and is_timeout(error.original_error):
+                    return self._reply(timed_out(error.original_error), media, 504, _RETRY)
             body["errors"] = [format_error(e) for e in result.errors]
             if result.data is None and all(e.path is None for e in result.errors):
                 # Variables that do not fit the operation: no execution happened.

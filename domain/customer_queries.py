@@ -8,6 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from domain.errors import UserError
+from domain.times import check_time
 
 MIN_SEARCH_LENGTH = 2
 MAX_SEARCH_LENGTH = 200
@@ -61,12 +62,17 @@ class CustomerFilter:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise UserError(f"`{label}` must be between 0 and 1", field=label)
-        for name in ("created_after", "created_before", "purchased_since", "purchased_until"):
-            require_aware(getattr(self, name), name)
+        for name, label in (
+            ("created_after", "createdAfter"), ("created_before", "createdBefore"),
+            ("purchased_since", "purchasedSince"), ("purchased_until", "purchasedUntil"),
+        ):  # fmt: skip
+            check_time(getattr(self, name), label)
         if self.country is not None and not (len(self.country) == 2 and self.country.isalpha()):
             raise UserError(
                 "`country` must be an ISO 3166-1 alpha-2 code such as DE or US", field="country"
             )
+        if self.min_total_spend is not None and not self.min_total_spend.is_finite():
+            raise UserError("`minTotalSpend` must be a finite number", field="minTotalSpend")
         if self.min_total_spend is not None and self.min_total_spend < 0:
             raise UserError("`minTotalSpend` must not be negative", field="minTotalSpend")
         if self.search is not None:
@@ -106,8 +112,8 @@ class TimeWindow:
     kinds: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        require_aware(self.since, "since")
-        require_aware(self.until, "until")
+        check_time(self.since, "since")
+        check_time(self.until, "until")
         if self.since is not None and self.until is not None and self.since >= self.until:
             raise UserError("`since` must be before `until`", field="since")
 
@@ -115,9 +121,3 @@ class TimeWindow:
     def bounded(self) -> bool:
         """Whether the window restricts the history (and so has its own total count)."""
         return self.since is not None or self.until is not None or self.kinds is not None
-
-
-def require_aware(value: datetime | None, name: str) -> None:
-    """Refuse a timestamp without a time zone: we cannot know which instant it means."""
-    if value is not None and value.tzinfo is None:
-        raise UserError(f"`{name}` needs a time zone, e.g. 2024-01-31T00:00:00Z", field=name)

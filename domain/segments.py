@@ -20,6 +20,7 @@ from domain.rfm import RfmSegment
 from domain.standardize import FieldError
 
 MAX_NODES = 50
+MAX_BOUND = 10**15
 MAX_DEPTH = 6
 
 
@@ -88,6 +89,11 @@ def _range(raw: Any, path: str, errors: list[FieldError], *, share: bool = False
         high = None if raw.get("max") is None else Decimal(str(raw["max"]))
     except (InvalidOperation, AttributeError):
         errors.append(FieldError(path, "invalid_range", "min and max must be numbers"))
+        return None
+    if any(b is not None and not (b.is_finite() and abs(b) < MAX_BOUND) for b in (low, high)):
+        # NaN does not compare (`NaN < 0` raises) and nothing stored is this large.
+        message = f"bounds must be finite numbers below {MAX_BOUND:,}"
+        errors.append(FieldError(path, "invalid_range", message))
         return None
     if low is not None and high is not None and low > high:
         errors.append(FieldError(path, "invalid_range", f"min ({low}) is above max ({high})"))

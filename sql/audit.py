@@ -9,6 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from domain.audit import AuditEntry, AuditKind
+from domain.times import check_time
 from sql.database import Target
 from sql.queries import query
 
@@ -47,6 +48,10 @@ class AuditFilter:
     kind: AuditKind | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        check_time(self.since, "since")
+        check_time(self.until, "until")
 
     def args(self) -> tuple[object, ...]:
         kind = self.kind.value if self.kind else None

@@ -8,9 +8,11 @@ input can change a statement's shape beyond choosing among them.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 import asyncpg
@@ -32,6 +34,7 @@ FROM = """FROM customers c
   LEFT JOIN customer_purchase_stats s ON s.customer_id = c.id
   LEFT JOIN customer_scores cs ON cs.customer_id = c.id
   LEFT JOIN customer_rfm rfm ON rfm.customer_id = c.id"""
+_PLACEHOLDER = re.compile(r"\$(\d+)")
 # A customer's orders: distinct order references (a line without one is an order by itself).
 ORDERS = (
     "(SELECT count(DISTINCT coalesce(p.order_ref, p.external_id)) FROM purchases p"
@@ -56,22 +59,36 @@ def compile_filter(
 ) -> tuple[str, list[object]]:
     """The SQL condition for ``node`` (time windows end at ``as_of``) and its parameters."""
     out = Compiled(offset=offset)
-    return _node(node, as_of, bands, out), out.params
+    condition = _node(node, as_of, bands, out)
+    used = {int(n) for n in _PLACEHOLDER.findall(condition)}
+    if used != set(range(offset + 1, offset + len(out.params) + 1)):
+        # A value bound but not referred to (or the reverse): PostgreSQL would refuse the
+        # statement. Our bug, caught here rather than as a database error.
+        raise RuntimeError(f"segment condition uses {sorted(used)}, binds {len(out.params)}")
+    return condition, out.params
 
 
-def _between(expression: str, bounds: Range | None, out: Compiled, cast: str) -> list[str]:
-    if bounds is None:
+def _between(
+    expression: str | Callable[[], str], bounds: Range | None, out: Compiled, cast: str
+) -> list[str]:
+    """``expression`` within ``bounds`` (open ends: no condition). An expression that binds
+    values of its own is given as a function, called only when a bound uses it: a value
+    bound but never referred to makes PostgreSQL refuse the statement."""
+    if bounds is None or (bounds.min is None and bounds.max is None):
         return []
+    text = expression() if callable(expression) else expression
     parts = []
     if bounds.min is not None:
-        parts.append(f"{expression} >= {out.bind(_number(bounds.min, cast))}::{cast}")
+        parts.append(f"{text} >= {out.bind(_number(bounds.min, cast, ROUND_CEILING))}::{cast}")
     if bounds.max is not None:
-        parts.append(f"{expression} <= {out.bind(_number(bounds.max, cast))}::{cast}")
+        parts.append(f"{text} <= {out.bind(_number(bounds.max, cast, ROUND_FLOOR))}::{cast}")
     return parts
 
 
-def _number(value: Decimal, cast: str) -> object:
-    return int(value) if cast == "bigint" else float(value) if cast == "float8" else value
+def _number(value: Decimal, cast: str, rounding: str) -> object:
+    if cast == "bigint":  # a count: `orders >= 2.5` means at least 3
+        return int(value.to_integral_value(rounding))
+    return float(value) if cast == "float8" else value
 
 
 def _node(node: SegmentFilter, as_of: datetime, bands: RiskBands, out: Compiled) -> str:
@@ -82,7 +99,10 @@ def _node(node: SegmentFilter, as_of: datetime, bands: RiskBands, out: Compiled)
     parts += _between(ORDERS, node.orders, out, "bigint")
     if node.days_since_last_purchase is not None:
         # Customers who never bought have no recency: they match no recency condition.
-        days = f"(extract(epoch FROM {out.bind(as_of)}::timestamptz - s.last_purchase_at) / 86400)"
+        def days() -> str:
+            at = out.bind(as_of)
+            return f"(extract(epoch FROM {at}::timestamptz - s.last_purchase_at) / 86400)"
+
         parts.append("s.last_purchase_at IS NOT NULL")
         parts += _between(days, node.days_since_last_purchase, out, "numeric")
     if node.rfm_segments:
@@ -127,13 +147,17 @@ def _node(node: SegmentFilter, as_of: datetime, bands: RiskBands, out: Compiled)
         )
     if node.interactions is not None:
         n = node.interactions
-        conditions = ["i.customer_id = c.id", f"i.kind = {out.bind(n.kind)}"]
-        if n.channel is not None:
-            conditions.append(f"i.channel = {out.bind(n.channel)}")
-        if n.within_days is not None:
-            conditions.append(f"i.occurred_at >= {out.bind(as_of - timedelta(days=n.within_days))}")
-        conditions.append(f"i.occurred_at < {out.bind(as_of)}")
-        count = f"(SELECT count(*) FROM interactions i WHERE {' AND '.join(conditions)})"
+
+        def count() -> str:
+            conditions = ["i.customer_id = c.id", f"i.kind = {out.bind(n.kind)}"]
+            if n.channel is not None:
+                conditions.append(f"i.channel = {out.bind(n.channel)}")
+            if n.within_days is not None:
+                since = as_of - timedelta(days=n.within_days)
+                conditions.append(f"i.occurred_at >= {out.bind(since)}")
+            conditions.append(f"i.occurred_at < {out.bind(as_of)}")
+            return f"(SELECT count(*) FROM interactions i WHERE {' AND '.join(conditions)})"
+
         parts += _between(count, Range(_dec(n.min), _dec(n.max)), out, "bigint")
     for child in node.all_of:
         parts.append(_node(child, as_of, bands, out))

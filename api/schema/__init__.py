@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import strawberry
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from api.schema.analytics import AnalyticsQueries
@@ -14,6 +17,7 @@ from api.schema.keys import KeyMutations, KeyQueries
 from api.schema.predictions import PredictionMutations, PredictionQueries
 from api.schema.quality import QualityQueries
 from api.schema.rfm import RfmMutations, RfmQueries
+from api.schema.scalars import DecimalScalar
 from api.schema.segments import SegmentMutations, SegmentQueries
 from api.schema.writes import WriteMutations
 
@@ -45,4 +49,6 @@ Mutation = merge_types(
     ),
 )
 
-schema = strawberry.Schema(query=Query, mutation=Mutation)
+schema = strawberry.Schema(
+    query=Query, mutation=Mutation, config=StrawberryConfig(scalar_map={Decimal: DecimalScalar})
+)

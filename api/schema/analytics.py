@@ -3,7 +3,7 @@ and group-by aggregates over customers. Every number is one set-based statement.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
@@ -12,27 +12,55 @@ import strawberry
 import sql.analytics as store
 import sql.segments as segments_store
 from api.schema.commerce import ProductType
-from api.schema.common import GraphQLInfo, require_zone, selects
+from api.schema.common import GraphQLInfo, selects
 from api.schema.rfm import RfmSegmentEnum
 from api.schema.segments import SegmentFilterInput, parse_input
 from domain import standardize as std
 from domain.errors import UserError
 from domain.ids import parse_id
 from domain.standardize import FieldError
+from domain.times import check_time
 from sql.analytics import Dimension, Granularity, Metric
 
 GranularityEnum = strawberry.enum(Granularity, name="Granularity")
 DimensionEnum = strawberry.enum(
     Dimension, name="CustomerDimension", description="What `customersAggregate` groups by."
 )
+# Bounds on what one call may ask for, checked before anything runs: a series of periods is
+# generated whole (empty periods included), so its length is the cost.
 MAX_PERIODS = 1_100  # three years of days
+MAX_COHORT_CELLS = 10_000  # cohorts x (months + 1)
 
 
 def _window(start: datetime, end: datetime) -> None:
-    require_zone(start, "from")
-    require_zone(end, "to")
+    check_time(start, "from")
+    check_time(end, "to")
     if start >= end:
         raise UserError("`from` must be before `to`", field="from")
+
+
+def _dates(start: datetime, end: datetime) -> tuple[date, date]:
+    """The first and last UTC dates [start, end) touches."""
+    last = end - timedelta(microseconds=1)
+    return start.astimezone(UTC).date(), last.astimezone(UTC).date()
+
+
+def _months(start: datetime, end: datetime) -> int:
+    """Calendar months (UTC) that [start, end) touches."""
+    first, last = _dates(start, end)
+    return (last.year - first.year) * 12 + last.month - first.month + 1
+
+
+def periods(granularity: Granularity, start: datetime, end: datetime) -> int:
+    """How many periods (UTC days, ISO weeks or months) [start, end) touches: the rows of
+    its revenue series."""
+    if granularity is Granularity.MONTH:
+        return _months(start, end)
+    first, last = _dates(start, end)
+    if granularity is Granularity.DAY:
+        return (last - first).days + 1
+    mondays = (last - timedelta(days=last.weekday())) - (first - timedelta(days=first.weekday()))
+    return mondays.days // 7 + 1
 
 
 def _between_1_and(value: int, maximum: int, field: str) -> None:
@@ -175,10 +203,13 @@ class AnalyticsQueries:
         filter: RevenueFilterInput | None = None,
     ) -> list[RevenuePointType]:  # fmt: skip
         _window(from_, to)
-        days = (to - from_).days
-        per = {Granularity.DAY: 1, Granularity.WEEK: 7, Granularity.MONTH: 28}[granularity]
-        if days / per > MAX_PERIODS:
-            raise UserError(f"at most {MAX_PERIODS} periods per call", field="to")
+        count = periods(Granularity(granularity), from_, to)
+        if count > MAX_PERIODS:
+            raise UserError(
+                f"[from, to) holds {count:,} {Granularity(granularity).value}s; at most "
+                f"{MAX_PERIODS:,} periods per call: narrow the range or use a coarser "
+                "granularity", field="to",
+            )  # fmt: skip
         flt = filter or RevenueFilterInput()
         segment = None
         if flt.segment_id is not None:
@@ -218,6 +249,13 @@ class AnalyticsQueries:
         _window(from_, to)
         if not 0 <= months <= 60:
             raise UserError("`months` must be between 0 and 60", field="months")
+        cells = _months(from_, to) * (months + 1)
+        if cells > MAX_COHORT_CELLS:
+            raise UserError(
+                f"{_months(from_, to):,} monthly cohorts over {months + 1} months are {cells:,} "
+                f"values; at most {MAX_COHORT_CELLS:,} per call: narrow the range or ask for "
+                "fewer months", field="to",
+            )  # fmt: skip
         found = await store.cohorts(info.context.db.pool, from_, to, months, datetime.now(UTC))
         return [CohortType(month=c.month, size=c.size, retention=c.retention) for c in found]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Generic, TypeVar
 
 import strawberry
@@ -11,7 +10,6 @@ from strawberry.types import Info
 from strawberry.types.nodes import SelectedField, Selection
 
 from api.context import Context
-from domain.errors import UserError
 from domain.pagination import (
     PageRequest,
     SortValue,
@@ -140,9 +138,3 @@ def page_request(
     check_page_size(first, info.context.settings.max_page_size)
     key = decode_cursor(after, ordering, arity) if after is not None else None
     return PageRequest(first=first, after=key)
-
-
-def require_zone(value: datetime, field: str) -> None:
-    """Refuse a timestamp without a time zone: which instant it means cannot be known."""
-    if value.tzinfo is None:
-        raise UserError(f"`{field}` needs a time zone, e.g. 2026-11-01T00:00:00Z", field=field)

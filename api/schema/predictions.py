@@ -11,12 +11,13 @@ import strawberry
 
 from api.schema.audited import mutation
 from api.schema.commerce import ProductType
-from api.schema.common import GraphQLInfo, require_zone, selects
+from api.schema.common import GraphQLInfo, selects
 from domain import predictions
 from domain.access import Role
 from domain.consent import prediction_withheld
 from domain.errors import UserError
 from domain.ids import parse_id
+from domain.times import check_time
 
 if TYPE_CHECKING:
     from api.schema.customers import CustomerType
@@ -163,7 +164,7 @@ AsOf = Annotated[
 
 def _scores(info: GraphQLInfo, as_of: datetime | None):  # noqa: ANN202 (ScoreLoaders)
     if as_of is not None:
-        require_zone(as_of, "asOf")
+        check_time(as_of, "asOf")
         if as_of > datetime.now(UTC):
             raise UserError("asOf must not be in the future", field="asOf")
     return info.context.scores(as_of)

@@ -10,11 +10,12 @@ import strawberry
 
 import sql.rfm
 from api.schema.audited import mutation
-from api.schema.common import GraphQLInfo, require_zone
+from api.schema.common import GraphQLInfo
 from api.schema.predictions import scores_withheld
 from domain.lifetime_value import lifetime_value
 from domain.predictions import ModelUnavailable
 from domain.rfm import Rfm, RfmSegment
+from domain.times import check_time
 
 if TYPE_CHECKING:
     from api.schema.customers import CustomerType
@@ -126,7 +127,7 @@ class RfmMutations:
     )
     async def refresh_rfm(self, info: GraphQLInfo, as_of: datetime | None = None) -> RfmSummaryType:
         if as_of is not None:
-            require_zone(as_of, "asOf")
+            check_time(as_of, "asOf")
         conn = info.context.writing().conn
         await sql.rfm.refresh(conn, as_of or datetime.now(UTC))
         return await _summary(conn)  # in the mutation's transaction: the new snapshot

@@ -165,3 +165,59 @@ async def test_windows_and_sizes_are_checked(client, db):
     assert error_codes(await gql(client, "{ churnRiskDistribution(bins: 0) { to } }")) == [
         "BAD_USER_INPUT"
     ]
+
+
+def _coded(body: dict) -> list[tuple[str, str | None]]:
+    return [(e["extensions"]["code"], e["extensions"].get("field")) for e in body["errors"]]
+
+
+async def test_time_arguments_are_range_checked_before_anything_runs(client, db):
+    """Year 1 reached PostgreSQL as -infinity: a daily series from it ran until the statement
+    timeout. Every time argument lies in 1900-01-01 .. 2200-01-01 (UTC), or is refused by name."""
+    year_one = """{ revenue(granularity: DAY, from: "0001-01-01T00:00:00Z",
+        to: "0001-01-31T00:00:00Z") { orders } }"""
+    body = await gql(client, year_one)
+    assert _coded(body) == [("BAD_USER_INPUT", "from")]
+    assert "between 1900-01-01 and 2200-01-01" in body["errors"][0]["message"]
+    late = '{ kpis(from: "2025-01-01T00:00:00Z", to: "2200-01-02T00:00:00Z") { orders } }'
+    assert _coded(await gql(client, late)) == [("BAD_USER_INPUT", "to")]
+    as_of = '{ customers(first: 1, filter: {createdAfter: "1899-12-31T00:00:00Z"}) { totalCount } }'
+    assert _coded(await gql(client, as_of)) == [("BAD_USER_INPUT", "createdAfter")]
+
+
+@pytest.mark.parametrize(
+    ("granularity", "start", "end", "allowed"),
+    [
+        ("DAY", "1900-01-01", "2200-01-01", False),
+        ("WEEK", "1900-01-01", "2200-01-01", False),
+        ("MONTH", "1900-01-01", "2200-01-01", False),
+        ("DAY", "2025-01-01", "2028-01-06", True),  # 1,100 days: the most
+        ("DAY", "2025-01-01", "2028-01-07", False),
+        ("WEEK", "2006-01-02", "2027-01-04", True),  # 1,096 weeks
+        ("WEEK", "2006-01-02", "2027-02-08", False),  # 1,101 weeks
+        ("MONTH", "1950-01-01", "2025-01-01", True),  # 900 months
+    ],
+)
+async def test_series_are_bounded_in_periods_before_they_run(
+    client, db, granularity, start, end, allowed
+):
+    query = f"""{{ revenue(granularity: {granularity}, from: "{start}T00:00:00Z",
+        to: "{end}T00:00:00Z") {{ period }} }}"""
+    body = await gql(client, query)
+    if allowed:
+        assert "errors" not in body, body
+        assert len(body["data"]["revenue"]) >= 900
+        return
+    assert _coded(body) == [("BAD_USER_INPUT", "to")]
+    assert "narrow the range or use a coarser granularity" in body["errors"][0]["message"]
+
+
+async def test_cohort_matrices_are_bounded_before_they_run(client, db):
+    wide = """{ cohortRetention(from: "1900-01-01T00:00:00Z", to: "2200-01-01T00:00:00Z",
+        months: 12) { size } }"""
+    body = await gql(client, wide)
+    assert _coded(body) == [("BAD_USER_INPUT", "to")]
+    assert "narrow the range" in body["errors"][0]["message"]
+    decade = """{ cohortRetention(from: "2015-01-01T00:00:00Z", to: "2025-01-01T00:00:00Z",
+        months: 60) { size } }"""
+    assert "errors" not in await gql(client, decade)

@@ -95,15 +95,20 @@ async def test_filters(client, db, flt, expected):
     [
         ({"country": "Germany"}, "country"),
         ({"search": "x"}, "search"),
-        ({"createdAfter": "2025-01-02T00:00:00"}, "created_after"),
+        ({"createdAfter": "2025-01-02T00:00:00"}, "createdAfter"),  # the argument's own name
+        ({"purchasedUntil": "0001-01-01T00:00:00Z"}, "purchasedUntil"),
         ({"minTotalSpend": "-1"}, "minTotalSpend"),
+        ({"minTotalSpend": "NaN"}, None),  # refused by the Decimal scalar, before the filter
     ],
 )
 async def test_bad_filters_name_the_field(client, db, flt, field):
-    body = await gql(client, LIST, {"first": 5, "filter": flt})
+    # A variable that does not coerce is a request error: 400 under the new media type.
+    body = await gql(
+        client, LIST, {"first": 5, "filter": flt}, expect_status=400 if field is None else 200
+    )
     assert error_codes(body) == ["BAD_USER_INPUT"]
-    assert body["errors"][0]["extensions"]["field"] == field
-    assert body["data"] is None
+    assert body["errors"][0]["extensions"].get("field") == field
+    assert body.get("data") is None
 
 
 async def test_page_size_is_capped_with_a_message_naming_the_limit(client, db):

@@ -1,4 +1,5 @@
-"""The injection sweep of issue #6: hostile strings in every text input and filter.
+"""The injection sweep of issue #6: hostile strings in every text input and filter; and of
+issue #13: hostile numbers in every number input.
 
 The inputs are discovered from the schema: every argument (of Query, Mutation and of nested
 fields such as `Customer.interactions`) and every input-object field whose named type is
@@ -11,6 +12,11 @@ For every response: an allowed status; no masked internal error (a client's mist
 readable); no SQL, stack traces or internal names in any message; the database intact. Queries
 must match nothing (the seeded data holds none of the hostile values) and change nothing;
 mutations must refuse the value with a field error or store it exactly as given.
+
+Every Decimal, Float and Int input (discovered the same way) gets NaN, infinities, -0, values
+too large or too small for any column, and null where it may be null (an open range bound):
+each answer must be a coded client error or a success, never a masked error (a client's input
+is never our failure, nor the database's).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -92,8 +99,35 @@ HOSTILE_JSON: dict[str, Any] = {
     **HOSTILE,
 }
 
+
+class Raw(str):
+    """Spelled as is in a document literal (a number JSON cannot carry, e.g. `1e400`), and
+    sent as a string in variables."""
+
+    __slots__ = ()
+
+
+# Numbers no column or comparison can hold, and the edges of each type.
+HOSTILE_NUMBERS: dict[str, dict[str, Any]] = {
+    "Decimal": {
+        "nan": "NaN", "snan": "sNaN", "inf": "Infinity", "ninf": "-Infinity", "neg_zero": "-0",
+        "huge": "1e1000000", "tiny": "1e-1000000", "long": "9" * 40, "negative": "-1e20",
+        "money_max": "99999999999999.99", "above_money": "1e14", "many_places": "0." + "1" * 40,
+    },
+    "Float": {
+        "nan": float("nan"), "inf": float("inf"), "ninf": float("-inf"), "neg_zero": -0.0,
+        "huge": 1.7976931348623157e308, "tiny": 5e-324, "negative": -1e308,
+        "overflow": Raw("1e400"),
+    },
+    "Int": {
+        "neg_zero": -0, "int_max": 2**31 - 1, "int_min": -(2**31), "over": 2**31,
+        "huge": 2**63, "nan": float("nan"), "fraction": 1.5,
+    },
+}  # fmt: skip
+
 TEXT_SCALARS = {"String", "ID", "JSON"}
 ENCODED_SCALARS = {"Date", "DateTime", "Decimal"}  # strings on the wire too
+NUMBER_SCALARS = {"Decimal", "Float", "Int"}
 
 # Statuses a GraphQL-over-HTTP server may answer a request with hostile content.
 ALLOWED_STATUS = {200, 400, 413}
@@ -125,6 +159,7 @@ class Slot:
     field: str
     path: Path  # ("items", 0, "orderRef"): 0 stands for any list item
     scalar: str
+    nullable: bool = False  # whether null may be sent in its place
 
     @property
     def coordinate(self) -> str:
@@ -151,8 +186,12 @@ class Slot:
         return self.scalar in ENCODED_SCALARS
 
 
-def _walk_input(type_: Any, path: Path, seen: frozenset[str]) -> Iterator[tuple[Path, str]]:
+def _walk_input(
+    type_: Any, path: Path, seen: frozenset[str], scalars: set[str]
+) -> Iterator[tuple[Path, str, bool]]:
+    nullable = True
     while is_non_null_type(type_) or is_list_type(type_):
+        nullable = not is_non_null_type(type_)
         if is_list_type(type_):
             path += (0,)
         type_ = type_.of_type
@@ -161,26 +200,30 @@ def _walk_input(type_: Any, path: Path, seen: frozenset[str]) -> Iterator[tuple[
         if type_.name in seen:
             return
         for name, input_field in type_.fields.items():
-            yield from _walk_input(input_field.type, (*path, name), seen | {type_.name})
-    elif is_scalar_type(type_) and type_.name in TEXT_SCALARS | ENCODED_SCALARS:
-        yield path, type_.name
+            yield from _walk_input(input_field.type, (*path, name), seen | {type_.name}, scalars)
+    elif is_scalar_type(type_) and type_.name in scalars:
+        yield path, type_.name, nullable
 
 
-def discover() -> list[Slot]:
-    """Every text input of the schema, Query first, then nested fields, then Mutation."""
+def discover(scalars: set[str] = TEXT_SCALARS | ENCODED_SCALARS) -> list[Slot]:
+    """Every input of the schema of these `scalars`, Query first, then nested fields, then
+    Mutation."""
     slots = []
     for type_name, type_ in GRAPHQL.type_map.items():
         if type_name.startswith("__") or not isinstance(type_, GraphQLObjectType):
             continue
         for field_name, definition in type_.fields.items():
             for arg_name, arg in definition.args.items():
-                for path, scalar in _walk_input(arg.type, (arg_name,), frozenset()):
-                    slots.append(Slot(type_name, field_name, path, scalar))
+                for path, scalar, nullable in _walk_input(
+                    arg.type, (arg_name,), frozenset(), scalars
+                ):
+                    slots.append(Slot(type_name, field_name, path, scalar, nullable))
     order = {"Query": 0, "Mutation": 2}
     return sorted(slots, key=lambda s: (order.get(s.owner, 1), s.label))
 
 
 SLOTS = discover()
+NUMBER_SLOTS = discover(NUMBER_SCALARS)
 QUERY_SLOTS = [s for s in SLOTS if s.owner != "Mutation"]
 MUTATION_SLOTS = [s for s in SLOTS if s.owner == "Mutation"]
 
@@ -217,6 +260,13 @@ class Base:
     select: str
     parent: tuple[str, dict[str, Any]] | None = None
     when: dict[str, dict[str, Any]] = field(default_factory=dict)
+    via: str | None = None  # a field between the parent and this one (`churnRisk`)
+
+    def nested(self, field_name: str) -> tuple[str, ...]:
+        """The keys from an alias's result down to the field's own result."""
+        if self.parent is None:
+            return ()
+        return (self.via, field_name) if self.via else (field_name,)
 
 
 ERRORS = "errors { field code message }"
@@ -263,6 +313,8 @@ BASES: dict[str, Base] = {
     "Query.topProducts": Base(WINDOW, "revenue"),
     "Query.topCategories": Base(WINDOW, "revenue"),
     "Query.kpis": Base(WINDOW, "orders"),
+    "Query.churnRiskDistribution": Base({}, "customers"),
+    "ChurnRisk.factors": Base({}, "feature", parent=CUSTOMER_1, via="churnRisk"),
     "Query.customersAggregate": Base(
         {},
         "count",
@@ -443,7 +495,8 @@ def test_every_text_input_has_a_base_operation():
     """A new field or argument taking text must be added to the sweep, not skipped."""
     coordinates = {s.coordinate for s in SLOTS}
     assert sorted(coordinates - BASES.keys()) == [], "add a base operation to BASES"
-    assert sorted(BASES.keys() - coordinates) == [], "BASES names fields that are gone"
+    swept = coordinates | {s.coordinate for s in NUMBER_SLOTS}
+    assert sorted(BASES.keys() - swept) == [], "BASES names fields that are gone"
     keys = {s.key for s in MUTATION_SLOTS}
     assert sorted(keys - EXPECT.keys()) == [], "say in EXPECT how the mutation stores it"
     assert sorted(EXPECT.keys() - keys) == [], "EXPECT names inputs that are gone"
@@ -472,7 +525,8 @@ _counter = itertools.count()
 
 
 class Unprintable(Exception):
-    """A value a document literal cannot spell (an object key that is not a GraphQL name)."""
+    """A value a document literal cannot spell (an object key that is not a GraphQL name,
+    a float that is not finite)."""
 
 
 def literal(value: Any) -> str:
@@ -480,9 +534,11 @@ def literal(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Unprintable(value)  # no GraphQL number spells it (Raw("1e400") comes closest)
     if isinstance(value, int | float):
         return json.dumps(value)
-    if isinstance(value, EnumName):
+    if isinstance(value, EnumName | Raw):
         return str(value)
     if isinstance(value, str):
         return print_string(value)
@@ -563,6 +619,8 @@ def build(
                 spelled.append(f"{arg}: $v{i}_{arg}")
         call = slot.field + (f"({', '.join(spelled)})" if spelled else "")
         call += f" {{ {base.select} }}" if base.select else ""  # JSON: no selection
+        if base.via:
+            call = f"{base.via} {{ {call} }}"
         if base.parent:
             root, root_args = base.parent
             root_args = ", ".join(
@@ -600,10 +658,11 @@ def batches(
 
 
 async def post(http: httpx.AsyncClient, document: str, variables: dict[str, Any]) -> tuple:
+    # json.dumps spells NaN and Infinity (not JSON): the server must refuse them as such.
     response = await http.post(
         "/graphql",
-        json={"query": document, "variables": variables},
-        headers={"Accept": GRAPHQL_RESPONSE},
+        content=json.dumps({"query": document, "variables": variables}),
+        headers={"Accept": GRAPHQL_RESPONSE, "Content-Type": "application/json"},
     )
     try:
         body = response.json()
@@ -627,9 +686,11 @@ def _short(value: Any) -> str:
 
 
 def response_problems(
-    status: int, body: dict[str, Any], calls: list[Call], explain: Callable[[str], str]
-) -> list[str]:
-    """What is wrong with a response whatever it answers: status, masking, leaks."""
+    status: int, body: dict[str, Any], calls: list[Call], explain: Callable[[str], str],
+    limits: bool = False,
+) -> list[str]:  # fmt: skip
+    """What is wrong with a response whatever it answers: status, masking, leaks. A query
+    limit is a problem of the sweep's batching, unless the values tried are `limits`."""
     problems = []
     if status not in ALLOWED_STATUS:
         problems.append(f"HTTP {status}")
@@ -642,7 +703,7 @@ def response_problems(
         if code in MASKED or code is None or "errorId" in extensions:
             cause = explain(extensions.get("errorId", ""))
             problems.append(f"{which}: masked error {code} (logged: {cause})")
-        if code == "QUERY_TOO_COMPLEX":
+        if code == "QUERY_TOO_COMPLEX" and not limits:
             problems.append(f"the sweep's batch exceeds a query limit: {error.get('message')}")
         text = json.dumps({"message": error.get("message"), "extensions": extensions})
         for pattern in LEAKS:
@@ -651,7 +712,7 @@ def response_problems(
     return problems
 
 
-def alias_outcome(body: dict[str, Any], call: Call, nested: str | None) -> tuple[bool, Any]:
+def alias_outcome(body: dict[str, Any], call: Call, nested: tuple[str, ...]) -> tuple[bool, Any]:
     """(refused, result) for one alias: refused by an error or a typed refusal."""
     errors = [
         f"{(e.get('extensions') or {}).get('code')}: {e.get('message')}"
@@ -661,8 +722,8 @@ def alias_outcome(body: dict[str, Any], call: Call, nested: str | None) -> tuple
     if body.get("data") is None or errors:
         return True, errors  # whole-request errors: e.g. a value of the wrong type
     result = body["data"][call.alias]
-    if nested is not None and result is not None:
-        result = result[nested]
+    for key in nested:
+        result = None if result is None else result[key]
     if isinstance(result, dict) and result.get("__typename") in ("ValidationFailed", "Conflict"):
         return True, result
     if isinstance(result, dict) and result.get("rejected"):
@@ -752,14 +813,14 @@ def _explainer(caplog: pytest.LogCaptureFixture) -> Callable[[str], str]:
 
 async def _run(
     sweep: Sweep, slot: Slot, judge: Callable, caplog, values: dict[str, Any] | None = None,
-    before_each_mode: Callable[[], Awaitable[None]] | None = None,
+    before_each_mode: Callable[[], Awaitable[None]] | None = None, limits: bool = False,
 ) -> list[str]:  # fmt: skip
     """Send `values` (default: every hostile value) to `slot`, as variables and as literals;
     every problem found, by the checks of every response and by `judge` per value."""
     base = BASES.get(slot.coordinate)
     if base is None:
         pytest.fail(f"no base operation for {slot.coordinate} in BASES")
-    nested = slot.field if base.parent else None
+    nested = base.nested(slot.field)
     explain = _explainer(caplog)
     problems = []
 
@@ -778,7 +839,7 @@ async def _run(
                     await send({call.name: call.value}, mode)
                 continue
             problems.extend(
-                f"[{mode}] {p}" for p in response_problems(status, body, calls, explain)
+                f"[{mode}] {p}" for p in response_problems(status, body, calls, explain, limits)
             )
             for call in calls:
                 refused, result = alias_outcome(body, call, nested)
@@ -1027,3 +1088,130 @@ async def test_sql_in_text_reads_back_identical(client, db):
     found = data(await gql(client, "query($x: String!) { customer(externalId: $x) { id } }",
                            {"x": external_id}))  # fmt: skip
     assert found["customer"] == {"id": customer["id"]}
+
+
+# --------------------------------------------------------------------------------------------
+# Numbers: NaN, infinities, -0, huge and tiny values, and null for every open bound
+# --------------------------------------------------------------------------------------------
+
+
+def number_values(slot: Slot) -> dict[str, Any]:
+    values = dict(HOSTILE_NUMBERS[slot.scalar])
+    if slot.nullable:
+        values["null"] = None  # `{max: null}`: an open bound, or no value at all
+    return values
+
+
+async def _no_judgement(call: Call, refused: bool, result: Any) -> str | None:
+    return None  # any coded refusal or any success; response_problems finds masked errors
+
+
+def test_every_number_input_has_a_base_operation():
+    coordinates = {s.coordinate for s in NUMBER_SLOTS}
+    assert sorted(coordinates - BASES.keys()) == [], "add a base operation to BASES"
+    labels = {s.label for s in NUMBER_SLOTS}
+    assert {
+        "Query.customers(filter.minTotalSpend)", "Query.customers(filter.minChurnRisk)",
+        "Query.customersAggregate(filter.daysSinceLastPurchase.max)",
+        "Mutation.createSegment(definition.orders.max)", "Mutation.recordPurchases(items[].amount)",
+        "Customer.purchases(first)",
+    } <= labels  # fmt: skip
+    nullable = {s.label for s in NUMBER_SLOTS if s.nullable}
+    assert "Mutation.createSegment(definition.daysSinceLastPurchase.max)" in nullable
+    assert "Query.customers(first)" not in nullable  # Int! with a default
+
+
+@pytest.mark.parametrize(
+    "slot", [s for s in NUMBER_SLOTS if s.owner != "Mutation"], ids=lambda s: s.label
+)
+async def test_hostile_numbers_in_queries_are_coded_refusals_or_answers(sweep, slot, caplog):
+    if sweep.dirty:
+        await sweep.reseed()
+    before = await table_digest(sweep.pool)
+    # A page size (`first`) of 2^31 - 1 is a cost no query may have: a coded refusal too.
+    problems = await _run(sweep, slot, _no_judgement, caplog, number_values(slot), limits=True)
+    if await table_digest(sweep.pool) != before:
+        problems.append("a query changed the database")
+    assert not problems, f"{slot.label}:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "slot", [s for s in NUMBER_SLOTS if s.owner == "Mutation"], ids=lambda s: s.label
+)
+async def test_hostile_numbers_in_mutations_are_coded_refusals_or_answers(sweep, slot, caplog):
+    if not sweep.seeds:
+        await sweep.reseed()
+    sweep.dirty = True
+    # A page size (`first`) of 2^31 - 1 is a cost no query may have: a coded refusal too.
+    problems = await _run(sweep, slot, _no_judgement, caplog, number_values(slot), limits=True)
+    assert not problems, f"{slot.label}:\n" + "\n".join(problems)
+
+
+SEGMENT_STATS = """query($d: SegmentFilterInput) {
+  customersAggregate(filter: $d) { count } }"""
+
+
+@pytest.mark.parametrize(
+    "definition",
+    [{"daysSinceLastPurchase": {"max": None}}, {"daysSinceLastPurchase": {}},
+     {"totalSpend": {"min": None, "max": None}}, {"interactions": {"kind": "page_view",
+                                                                   "min": None}}],
+    ids=["recency-max-null", "recency-empty", "spend-nulls", "interactions-min-null"],
+)  # fmt: skip
+async def test_open_bounds_mean_no_bound(client, db, definition):
+    """An open bound is no condition on that side: the customer who bought matches, whatever
+    the statement's other parameters."""
+    ann = await add_customer(db, first_name="Ann")
+    await add_purchase(db, ann, T0, "10.00")
+    await add_interaction(db, ann, T0)
+    body = await gql(client, SEGMENT_STATS, {"d": definition})
+    assert data(body)["customersAggregate"] == [{"count": 1}]
+
+
+# --------------------------------------------------------------------------------------------
+# Time arguments: a zone and the supported range (1900-01-01 .. 2200-01-01 UTC), by name
+# --------------------------------------------------------------------------------------------
+
+OUT_OF_RANGE_TIMES = {
+    "year_one": "0001-01-01T00:00:00Z",  # datetime.min: -infinity to PostgreSQL
+    "before": "1899-12-31T23:59:59Z",
+    "after": "2200-01-01T00:00:01Z",
+    "year_9999": "9999-12-31T23:59:59+00:00",
+}
+# Arguments that say *when to look*; record fields of writes (purchasedAt...) are data.
+TIME_SLOTS = [
+    s for s in discover({"DateTime"})
+    if s.owner != "Mutation" or s.coordinate == "Mutation.refreshRfm"
+]  # fmt: skip
+
+
+def test_the_time_sweep_sees_every_time_argument():
+    labels = {s.label for s in TIME_SLOTS}
+    assert {
+        "Query.revenue(from)", "Query.revenue(to)", "Query.cohortRetention(from)",
+        "Query.customers(filter.createdAfter)", "Query.auditLog(since)",
+        "Customer.purchases(until)", "Customer.churnRisk(asOf)", "Mutation.refreshRfm(asOf)",
+    } <= labels  # fmt: skip
+
+
+@pytest.mark.parametrize("slot", TIME_SLOTS, ids=lambda s: s.label)
+async def test_time_arguments_outside_the_supported_range_are_refused_by_name(sweep, slot):
+    if sweep.dirty or not sweep.seeds:
+        await sweep.reseed()
+    base = BASES[slot.coordinate]
+    before = await table_digest(sweep.pool)
+    name = slot.path[-1]
+    problems = []
+    for label, value in OUT_OF_RANGE_TIMES.items():
+        for inline in (False, True):
+            document, variables, _ = build(slot, base, {label: value}, sweep.seeds, inline)
+            _, body = await post(sweep.http, document, variables)
+            errors = body.get("errors", [])
+            found = [
+                ((e.get("extensions") or {}).get("code"), (e.get("extensions") or {}).get("field"))
+                for e in errors
+            ]  # fmt: skip
+            if found != [("BAD_USER_INPUT", name)] or "1900-01-01" not in errors[0]["message"]:
+                problems.append(f"{label} ({'literal' if inline else 'variables'}): {body}")
+    assert await table_digest(sweep.pool) == before
+    assert not problems, f"{slot.label}:\n" + "\n".join(problems)
