@@ -17,6 +17,8 @@ import phonenumbers
 import pycountry
 from email_validator import EmailNotValidError, validate_email
 
+from domain.times import SUPPORTED_FROM
+
 
 @dataclass(frozen=True, slots=True)
 class FieldError(Exception):
@@ -206,7 +208,16 @@ def timestamp(
         if rules.naive_zone is None:
             raise FieldError(field, "missing_zone", "needs a time zone, e.g. 2024-05-01T12:00:00Z")
         value = value.replace(tzinfo=_zone(rules.naive_zone))
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # year 1 east of UTC, or year 9999 west of it
+        value = SUPPORTED_FROM - timedelta(days=1)
+    if value < SUPPORTED_FROM:
+        # Far outside any business's history (year 1 reaches PostgreSQL as -infinity in
+        # queries over it): a mistake in the data, never a fact to keep.
+        raise FieldError(
+            field, "out_of_range", f"lies before {SUPPORTED_FROM:%Y-%m-%d}; check the date"
+        )
     if value > now + rules.future_tolerance:
         raise FieldError(field, "in_future", f"{value.isoformat()} is in the future")
     return value

@@ -29,15 +29,20 @@ SELECT c.id, c.created_at
  WHERE c.erased_at IS NULL
    AND NOT EXISTS (SELECT 1 FROM profiling_refusals r WHERE r.customer_id = c.id);
 
--- A refusal removes the customer's stored score in the transaction that records it, whatever
--- records it (setConsent, an import, a merge moving consents to a survivor): every reader of
--- customer_scores (lists, segments, exports) is then right without a consent condition of
--- its own. Statement-level, like the purchase statistics: a chunk of consents costs one
+-- A refusal removes the customer's stored score and RFM scores (RFM evaluates a person's
+-- behaviour: profiling too) in the transaction that records it, whatever records it
+-- (setConsent, an import, a merge moving consents to a survivor): every reader of
+-- customer_scores and customer_rfm (lists, segments, exports) is then right without a
+-- consent condition of its own. Statement-level, like the purchase statistics: a chunk of consents costs one
 -- DELETE, which looks only at customers given a decision for one of the two purposes.
 CREATE FUNCTION forget_scores_of_objectors() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM customer_scores s
+     WHERE s.customer_id IN (SELECT c.customer_id FROM changed c
+                              WHERE c.purpose IN ('personalization', 'profiling'))
+       AND s.customer_id IN (SELECT r.customer_id FROM profiling_refusals r);
+    DELETE FROM customer_rfm s
      WHERE s.customer_id IN (SELECT c.customer_id FROM changed c
                               WHERE c.purpose IN ('personalization', 'profiling'))
        AND s.customer_id IN (SELECT r.customer_id FROM profiling_refusals r);

@@ -1,4 +1,5 @@
--- RFM (migration 0008): scores of every customer with a purchase before the as-of time,
+-- RFM (migration 0008): scores of every modelled customer (not erased, no objection to
+-- profiling) with a purchase before the as-of time,
 -- computed set-based and stored as one snapshot. See domain.rfm for the scoring rule.
 
 -- name: rfm_clear
@@ -13,7 +14,8 @@ WITH base AS (
            count(DISTINCT coalesce(p.order_ref, p.external_id))::integer AS frequency,
            sum(p.amount) AS monetary
       FROM purchases p
-      JOIN customers c ON c.id = p.customer_id AND c.erased_at IS NULL
+      -- RFM is profiling: only who may be profiled (migration 0011), never the erased
+      JOIN modelled_customers m ON m.id = p.customer_id
      WHERE p.purchased_at < $1
      GROUP BY p.customer_id
 ), scored AS (

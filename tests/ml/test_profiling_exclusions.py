@@ -16,6 +16,7 @@ from domain.survivorship import Policy, Rule
 from ml.features import FEATURES, compute_features
 from ml.recommendations import customer_history, load_catalogue, market_basket
 from ml.training.datasets import buyers_before
+from sql import rfm
 from sql.gdpr import erase_customer
 from sql.identity import merge_customers
 from tests.factories import T0, add_consent, add_customer, add_product, add_purchase, days
@@ -167,3 +168,14 @@ async def test_the_sql_and_the_domain_agree_on_who_refused(db):
             latest[cid][purpose] = granted
     in_domain = {cid for cid in ids if refused_profiling(latest[cid])}
     assert in_sql == in_domain == {ids[2], ids[3], ids[5], ids[6]}
+
+
+async def test_rfm_covers_only_who_may_be_profiled_and_a_refusal_removes_it(db):
+    who = await people(db)
+    async with db.acquire() as conn:
+        assert await rfm.refresh(conn, AS_OF) == len(KEPT)
+    scored = await rfm.by_customer_ids(db, list(who.values()))
+    assert sorted(scored) == sorted(who[name] for name in KEPT)
+    await add_consent(db, who["silent"], "profiling", False, AS_OF + days(1))
+    scored = await rfm.by_customer_ids(db, list(who.values()))
+    assert sorted(scored) == sorted([who["granted"], who["refused_then_granted"]])

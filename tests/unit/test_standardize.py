@@ -73,6 +73,18 @@ def test_timestamps_are_utc_and_not_in_the_future():
         std.timestamp("01/02/2025", NOW)
 
 
+@pytest.mark.parametrize(
+    "raw", ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+05:00", "1899-12-31T23:59:59Z"]
+)
+def test_timestamps_before_the_supported_range_are_refused(raw):
+    # Year 1 reaches PostgreSQL as -infinity in the queries that read it back; east of UTC it
+    # does not even fit a Python datetime once converted.
+    with pytest.raises(FieldError) as refused:
+        std.timestamp(raw, NOW)
+    assert refused.value.code == "out_of_range"
+    assert std.timestamp("1900-01-01T00:00:00Z", NOW) == datetime(1900, 1, 1, tzinfo=UTC)
+
+
 def test_birth_dates():
     assert std.birth_date("1980-04-30", NOW.date()) == date(1980, 4, 30)
     with pytest.raises(FieldError):
