@@ -174,7 +174,8 @@ def register(app: typer.Typer) -> None:
                                              summary.unchanged, summary.rejected)))  # fmt: skip
         console.print(table)
         if summary.rejected:
-            console.print(f"Refused rows and why: {rejects_path}")
+            # soft_wrap: a path broken over two lines cannot be copied (or found by a script)
+            console.print(f"Refused rows and why: {rejects_path}", soft_wrap=True)
         else:
             rejects_path.unlink(missing_ok=True)
         if not summary.balanced:  # would be a bug: say so loudly rather than hide it
