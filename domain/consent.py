@@ -22,6 +22,7 @@ PROFILING_PURPOSES = ("personalization", "profiling")
 WITHHELD = (
     "no consent to personalization or profiling: predictions are withheld from machine clients"
 )
+OBJECTED = "the customer objected to profiling (GDPR art. 21): no predictions are made about them"
 
 
 def refused_profiling(latest: Mapping[str, bool]) -> bool:
@@ -29,9 +30,11 @@ def refused_profiling(latest: Mapping[str, bool]) -> bool:
     return any(latest.get(p) is False for p in PROFILING_PURPOSES)
 
 
-def prediction_withheld(latest: Mapping[str, bool]) -> str | None:
-    """Why predictions are withheld from machine clients given the latest decision per
-    purpose, or None: they need a grant and no refusal."""
-    if any(p in latest for p in PROFILING_PURPOSES) and not refused_profiling(latest):
-        return None
-    return WITHHELD
+def prediction_withheld(latest: Mapping[str, bool], *, machine_client: bool) -> str | None:
+    """Why a caller gets no predictions given the customer's latest decision per purpose, or
+    None: nobody gets them after an objection, and machine clients only after a grant."""
+    if refused_profiling(latest):
+        return OBJECTED
+    if machine_client and not any(p in latest for p in PROFILING_PURPOSES):
+        return WITHHELD
+    return None

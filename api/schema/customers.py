@@ -135,8 +135,9 @@ class CustomerType:
     )
     scores_withheld: str | None = strawberry.field(
         resolver=predictions.scores_withheld,
-        description="Why the predictions above are null for you: machine clients get them only "
-        "for customers who consented to personalization or profiling. Null when served.",
+        description="Why the predictions above are null for you: nobody gets them for a "
+        "customer who objected to profiling, and machine clients only for customers who "
+        "consented to personalization or profiling. Null when served.",
     )
 
     @strawberry.field(description="Which source gave each profile field its value, and when.")

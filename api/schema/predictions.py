@@ -171,13 +171,14 @@ def _scores(info: GraphQLInfo, as_of: datetime | None):  # noqa: ANN202 (ScoreLo
 
 
 async def scores_withheld(root: CustomerType, info: GraphQLInfo) -> str | None:
-    """Why this caller gets no predictions for this customer (machine clients need consent;
-    see ``domain.consent``), or None."""
+    """Why this caller gets no predictions for this customer (an objection to profiling, or
+    a machine client without consent; see ``domain.consent``), or None."""
     caller = info.context.caller
-    if caller is None or caller.role is not Role.PERSONALIZATION:
-        return None
     consents = await info.context.loaders.consents_by_customer.load(root.pk)
-    return prediction_withheld({c.purpose: c.granted for c in consents})
+    return prediction_withheld(
+        {c.purpose: c.granted for c in consents},
+        machine_client=caller is not None and caller.role is Role.PERSONALIZATION,
+    )
 
 
 async def churn_risk(

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from cdm.scoring import build_scorer
+from domain.consent import OBJECTED
 from ml.serving.batch import score_everyone, store
 from sql.database import connect
 from sql.gdpr import erase_customer
@@ -45,7 +46,7 @@ SELECT c.id FROM customers c
  ORDER BY c.id"""
 
 LIVE = """query($ids: [ID!], $at: DateTime) { scores(customerIds: $ids) {
-  id churnRisk(asOf: $at) { probability } nextPurchase(asOf: $at) { probability30d }
+  id scoresWithheld churnRisk(asOf: $at) { probability } nextPurchase(asOf: $at) { probability30d }
   recommendations(first: 3, asOf: $at) { product { id } } } }"""
 
 ERASE = """mutation($id: ID!) { eraseCustomer(id: $id) { __typename } }"""
@@ -130,6 +131,10 @@ async def test_the_live_api_scores_none_of_them(story):
         if got is not None:
             nothing = (got["churnRisk"], got["nextPurchase"], got["recommendations"])
             assert nothing == (None, None, []), name
+    for name in ("refusing", "refused_before"):
+        # Said, not just left null, to the person at the frontend (an admin key here).
+        assert live[who[name]]["scoresWithheld"] == OBJECTED, name
+    assert live[who["kept"]]["scoresWithheld"] is None
 
 
 async def test_score_all_stores_and_exports_only_who_may_be_profiled(story):

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from domain.consent import WITHHELD, prediction_withheld
+from domain.consent import OBJECTED, WITHHELD, prediction_withheld
 
 
 @pytest.mark.parametrize(
-    ("latest", "withheld"),
+    ("latest", "for_machines", "for_people"),
     [
-        ({}, True),  # never asked: no consent
-        ({"email_marketing": True}, True),  # other purposes do not count
-        ({"personalization": True}, False),
-        ({"profiling": True}, False),
-        ({"personalization": True, "profiling": True}, False),
-        ({"personalization": True, "profiling": False}, True),  # a refusal wins
-        ({"personalization": False}, True),
+        ({}, WITHHELD, None),  # never asked: no consent, which only machine clients need
+        ({"email_marketing": True}, WITHHELD, None),  # other purposes do not count
+        ({"personalization": True}, None, None),
+        ({"profiling": True}, None, None),
+        ({"personalization": True, "profiling": True}, None, None),
+        ({"personalization": True, "profiling": False}, OBJECTED, OBJECTED),  # a refusal wins
+        ({"personalization": False}, OBJECTED, OBJECTED),  # an objection: for everyone
     ],
 )
-def test_prediction_withheld(latest, withheld):
-    assert prediction_withheld(latest) == (WITHHELD if withheld else None)
+def test_prediction_withheld(latest, for_machines, for_people):
+    assert prediction_withheld(latest, machine_client=True) == for_machines
+    assert prediction_withheld(latest, machine_client=False) == for_people
