@@ -349,21 +349,23 @@ async def write_customers(
                 current, origins, record.profile(), FieldSource(record.source, record.observed_at),
                 policy,
             )  # fmt: skip
-            changed: list[Any] = [d for d in decisions if d.changed]
+            changed = [d for d in decisions if d.changed]
             for d in changed:
                 current[d.field] = d.value
                 if d.origin is not None:
                     origins[d.field] = d.origin
-            if record.created_at is not None and (created is None or record.created_at < created):
+            earlier = record.created_at is not None and (
+                created is None or record.created_at < created
+            )
+            if earlier:
                 created = record.created_at
-                changed.append("created_at")
             if is_new and position == 0:
                 result.inserted += 1
-            elif changed:
+            elif changed or earlier:
                 result.updated += 1
             else:
                 result.unchanged += 1
-            changed_any = changed_any or bool(changed)
+            changed_any = changed_any or bool(changed) or earlier
             result.customer_ids[line] = customer_id
             for kind, value in _keys(record):
                 identities.append((customer_id, _KIND_NAMES[kind], record.source, value))

@@ -91,6 +91,25 @@ def _number(value: Decimal, cast: str, rounding: str) -> object:
     return float(value) if cast == "float8" else value
 
 
+def _latest_decision(purpose: str) -> str:
+    """The customer's latest consent decision for ``purpose`` (a placeholder), NULL when
+    never asked."""
+    return (
+        "(SELECT k.granted FROM consents k WHERE k.customer_id = c.id"
+        f" AND k.purpose = {purpose} ORDER BY k.recorded_at DESC, k.id DESC LIMIT 1)"
+    )
+
+
+def _window(column: str, within_days: int | None, as_of: datetime, out: Compiled) -> list[str]:
+    """``column`` before ``as_of`` and, with ``within_days``, no earlier than that many days
+    before it."""
+    conditions = []
+    if within_days is not None:
+        conditions.append(f"{column} >= {out.bind(as_of - timedelta(days=within_days))}")
+    conditions.append(f"{column} < {out.bind(as_of)}")
+    return conditions
+
+
 def _node(node: SegmentFilter, as_of: datetime, bands: RiskBands, out: Compiled) -> str:
     parts: list[str] = []
     if node.countries:
@@ -125,11 +144,7 @@ def _node(node: SegmentFilter, as_of: datetime, bands: RiskBands, out: Compiled)
     parts += _between("cs.purchase_30d_probability", node.purchase_probability_30d, out, "float8")
     parts += _between("cs.expected_purchases", node.expected_purchases, out, "float8")
     if node.consented_to is not None:
-        parts.append(
-            "(SELECT k.granted FROM consents k WHERE k.customer_id = c.id"
-            f" AND k.purpose = {out.bind(node.consented_to)}"
-            " ORDER BY k.recorded_at DESC, k.id DESC LIMIT 1) IS TRUE"
-        )
+        parts.append(f"{_latest_decision(out.bind(node.consented_to))} IS TRUE")
     if node.bought is not None:
         b = node.bought
         conditions = ["p.customer_id = c.id"]
@@ -137,10 +152,7 @@ def _node(node: SegmentFilter, as_of: datetime, bands: RiskBands, out: Compiled)
             conditions.append(f"pr.sku = {out.bind(b.sku)}")
         if b.category is not None:
             conditions.append(f"pr.category = {out.bind(b.category)}")
-        if b.within_days is not None:
-            since = as_of - timedelta(days=b.within_days)
-            conditions.append(f"p.purchased_at >= {out.bind(since)}")
-        conditions.append(f"p.purchased_at < {out.bind(as_of)}")
+        conditions += _window("p.purchased_at", b.within_days, as_of, out)
         parts.append(
             "EXISTS (SELECT 1 FROM purchases p JOIN products pr ON pr.id = p.product_id"
             f" WHERE {' AND '.join(conditions)})"
@@ -152,10 +164,7 @@ def _node(node: SegmentFilter, as_of: datetime, bands: RiskBands, out: Compiled)
             conditions = ["i.customer_id = c.id", f"i.kind = {out.bind(n.kind)}"]
             if n.channel is not None:
                 conditions.append(f"i.channel = {out.bind(n.channel)}")
-            if n.within_days is not None:
-                since = as_of - timedelta(days=n.within_days)
-                conditions.append(f"i.occurred_at >= {out.bind(since)}")
-            conditions.append(f"i.occurred_at < {out.bind(as_of)}")
+            conditions += _window("i.occurred_at", n.within_days, as_of, out)
             return f"(SELECT count(*) FROM interactions i WHERE {' AND '.join(conditions)})"
 
         parts += _between(count, Range(_dec(n.min), _dec(n.max)), out, "bigint")
@@ -255,12 +264,12 @@ async def stats(
 
 async def member_contacts(
     conn: asyncpg.Connection, node: SegmentFilter, as_of: datetime, bands: RiskBands,
-    purpose: str | None,
+    purpose: str,
 ) -> list[asyncpg.Record]:  # fmt: skip
     """Members with their contact fields, only those whose latest decision for ``purpose``
-    is a grant (all members when None): what an export for a channel may carry."""
-    if purpose is not None:  # the segment's own consent condition, added to its definition
-        node = SegmentFilter(all_of=(node, SegmentFilter(consented_to=purpose)))
+    is a grant: what an export for a channel may carry."""
+    # the segment's own consent condition, added to its definition
+    node = SegmentFilter(all_of=(node, SegmentFilter(consented_to=purpose)))
     members, params = members_clause(node, as_of, bands)
     return await conn.fetch(f"{query('segment_export_select')} {members} ORDER BY c.id", *params)
 
@@ -271,10 +280,7 @@ async def member_attributes(
     """Members by id with their non-contact attributes (an analytics export), leaving out
     those whose latest decision for analytics is a refusal (no decision is not a refusal)."""
     members, params = members_clause(node, as_of, bands, offset=1)
-    not_refused = (
-        "(SELECT k.granted FROM consents k WHERE k.customer_id = c.id AND k.purpose = $1"
-        " ORDER BY k.recorded_at DESC, k.id DESC LIMIT 1) IS NOT FALSE"
-    )
+    not_refused = f"{_latest_decision('$1')} IS NOT FALSE"
     sql = f"{query('segment_attributes_select')} {members} AND {not_refused} ORDER BY c.id"
     return await conn.fetch(sql, ANALYTICS_PURPOSE, *params)
 

@@ -88,7 +88,7 @@ class Purpose(StrEnum):
 
 
 async def _export(
-    conn: asyncpg.Connection, name: str, purpose: str | None, contacts: bool
+    conn: asyncpg.Connection, name: str, purpose: str, contacts: bool
 ) -> tuple[list[asyncpg.Record], int] | str:
     """The rows of an export (with contact fields only when ``contacts``, for the channel
     ``purpose``), the segment's size, and its audit entry: who, segment, purpose, rows."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,14 +24,23 @@ SEED_NOW = datetime(2025, 6, 1, tzinfo=UTC)
 SEEDED_CUSTOMERS = 5000
 
 
-@pytest.fixture(scope="session")
-async def seeded_url(server_url: str) -> AsyncIterator[str]:
-    async with fresh_database(server_url, "cdm_ml") as url:
+@asynccontextmanager
+async def seeded_database(
+    server_url: str, prefix: str, *, customers: int, seed: int
+) -> AsyncIterator[str]:
+    """A fresh database of ``customers`` synthetic customers as of SEED_NOW, dropped on exit."""
+    async with fresh_database(server_url, prefix) as url:
         conn = await connect(url)
         try:
-            await seed_database(conn, customers=SEEDED_CUSTOMERS, seed=7, now=SEED_NOW)
+            await seed_database(conn, customers=customers, seed=seed, now=SEED_NOW)
         finally:
             await conn.close()
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def seeded_url(server_url: str) -> AsyncIterator[str]:
+    async with seeded_database(server_url, "cdm_ml", customers=SEEDED_CUSTOMERS, seed=7) as url:
         yield url
 
 

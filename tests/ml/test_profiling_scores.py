@@ -17,9 +17,15 @@ from ml.serving.batch import score_everyone, store
 from sql.database import connect
 from sql.gdpr import erase_customer
 from tests.cli.test_cli import cdm
-from tests.conftest import fresh_database
 from tests.http_client import data, gql
-from tests.ml.conftest import SEED_NOW, cli_env, copy_store, serving, serving_settings
+from tests.ml.conftest import (
+    SEED_NOW,
+    cli_env,
+    copy_store,
+    seeded_database,
+    serving,
+    serving_settings,
+)
 
 AT = SEED_NOW.isoformat()
 CUSTOMERS = 1500
@@ -70,14 +76,7 @@ async def _stored(url: str) -> set[int]:
 async def story(server_url, champions_dir, tmp_path_factory) -> dict[str, Any]:
     """Score everyone, erase one buyer, record another's refusal, ask the live API, score
     everyone again to a file; what each step left behind."""
-    from ingestion.seed import seed_database
-
-    async with fresh_database(server_url, "cdm_optout") as url:
-        conn = await connect(url)
-        try:
-            await seed_database(conn, customers=CUSTOMERS, seed=11, now=SEED_NOW)
-        finally:
-            await conn.close()
+    async with seeded_database(server_url, "cdm_optout", customers=CUSTOMERS, seed=11) as url:
         buyers = await _ids(url, BUYERS)
         ok = [r["customer_id"] for r in buyers if r["ok"]]
         who = {
