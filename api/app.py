@@ -12,7 +12,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -22,6 +22,7 @@ from api.auth import Authenticator
 from api.errors import request_error
 from api.graphql_http import JSON, GraphQLEndpoint, negotiate
 from api.limits import QueryLimits
+from api.metrics import READS
 from api.rate_limit import RateLimiter
 from api.schema import schema
 from cdm.scoring import build_scorer
@@ -36,6 +37,11 @@ _log = logging.getLogger("cdm.api")
 async def healthz(_request: Request) -> JSONResponse:
     """The process is up."""
     return JSONResponse({"status": "ok"})
+
+
+async def metrics(_request: Request) -> PlainTextResponse:
+    """This worker's counters, in Prometheus' text format (no personal data in them)."""
+    return PlainTextResponse(READS.exposition(), media_type="text/plain; version=0.0.4")
 
 
 def _models(request: Request) -> dict[str, dict[str, object]]:
@@ -219,6 +225,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
             Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             *dashboard.ROUTES,
         ],
         lifespan=lifespan,

@@ -41,7 +41,6 @@ from graphql import (
     DocumentNode,
     Executor,
     FieldNode,
-    FragmentSpreadNode,
     GraphQLBoolean,
     GraphQLField,
     GraphQLID,
@@ -51,27 +50,21 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLString,
-    InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
-    VariableNode,
     get_argument_values,
     is_leaf_type,
 )
-from graphql.language import BooleanValueNode, DirectiveNode, ValueNode, Visitor, visit
 from graphql.pyutils import Path
 from strawberry.types import Info
 from strawberry.types.arguments import convert_arguments
 
 from api.errors import is_unavailable
+from api.selection import Unsupported, collect_fields, uses_variables
 
 _STRAWBERRY_FIELD = "strawberry-definition"
 _NATIVE = {GraphQLString: str, GraphQLID: str, GraphQLInt: int, GraphQLBoolean: bool}
-
-
-class Unsupported(Exception):
-    """The document uses a feature the fast path does not compile."""
 
 
 class Bail(Exception):
@@ -125,34 +118,6 @@ def _identity(value: Any, _ex: Executor, _path: Path, _pending: list[_Pending]) 
     return value
 
 
-def _uses_variables(node: FieldNode) -> bool:
-    found = False
-
-    class _Finder(Visitor):
-        def enter_variable(self, *_args: Any) -> None:
-            nonlocal found
-            found = True
-
-    for argument in node.arguments or ():
-        visit(argument, _Finder())
-    return found
-
-
-def _included(directives: tuple[DirectiveNode, ...] | None) -> bool:
-    """Literal @skip/@include decided at compile time; anything else is unsupported."""
-    for directive in directives or ():
-        name = directive.name.value
-        if name not in ("skip", "include"):
-            raise Unsupported(f"directive @{name}")
-        (argument,) = directive.arguments
-        value: ValueNode = argument.value
-        if isinstance(value, VariableNode) or not isinstance(value, BooleanValueNode):
-            raise Unsupported("@skip/@include with a variable")
-        if (name == "skip") == value.value:
-            return False
-    return True
-
-
 class _Compiler:
     def __init__(self, schema: GraphQLSchema, document: DocumentNode) -> None:
         self.schema = schema
@@ -161,38 +126,10 @@ class _Compiler:
             d.name.value: d for d in document.definitions if d.kind == "fragment_definition"
         }
 
-    def collect(
-        self, object_type: GraphQLObjectType, selection_set: SelectionSetNode,
-        into: dict[str, FieldNode], visited: set[str],
-    ) -> None:  # fmt: skip
-        for selection in selection_set.selections:
-            if not _included(selection.directives):
-                continue
-            if isinstance(selection, FieldNode):
-                key = selection.alias.value if selection.alias else selection.name.value
-                if key in into:
-                    raise Unsupported(f"response key {key!r} selected twice")
-                into[key] = selection
-            elif isinstance(selection, InlineFragmentNode):
-                condition = selection.type_condition
-                if condition is not None and condition.name.value != object_type.name:
-                    raise Unsupported("fragment on another type")
-                self.collect(object_type, selection.selection_set, into, visited)
-            elif isinstance(selection, FragmentSpreadNode):
-                name = selection.name.value
-                if name in visited:
-                    continue
-                visited.add(name)
-                fragment = self.fragments[name]
-                if fragment.type_condition.name.value != object_type.name:
-                    raise Unsupported("fragment on another type")
-                self.collect(object_type, fragment.selection_set, into, visited)
-
     def object_plans(
         self, object_type: GraphQLObjectType, selection_set: SelectionSetNode
     ) -> list[_FieldPlan]:
-        nodes: dict[str, FieldNode] = {}
-        self.collect(object_type, selection_set, nodes, set())
+        nodes = collect_fields(object_type, selection_set, self.fragments)
         return [self.field_plan(object_type, key, node) for key, node in nodes.items()]
 
     def field_plan(self, parent: GraphQLObjectType, key: str, node: FieldNode) -> _FieldPlan:
@@ -206,7 +143,7 @@ class _Compiler:
         definition = parent.fields[name]
         plan = _FieldPlan(key, definition, [node], parent)
         field = (definition.extensions or {}).get(_STRAWBERRY_FIELD)
-        dynamic = bool(definition.args) and _uses_variables(node)
+        dynamic = bool(definition.args) and uses_variables(node)
         if field is not None and field.is_basic_field and not definition.args:
             plan.read = attrgetter(field.python_name)
         elif field is not None and self._direct(field):

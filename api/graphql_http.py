@@ -35,11 +35,14 @@ from graphql import (
     validate,
     visit,
 )
+from graphql.execution.values import get_variable_values
+from graphql.language import print_ast
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
 
+from api import parity
 from api.audit import credential_hint, refusal_entry
 from api.auth import Authenticator
 from api.authorization import Authorization, apply_masks, authorize
@@ -56,7 +59,9 @@ from api.errors import (
     unavailable,
 )
 from api.limits import QueryLimits, check_shape
+from api.metrics import GRAPHQL_CORE, PYTHON, READS, SQL
 from api.rate_limit import RateLimiter
+from api.sql_compiler import Fallback, SqlQuery, compile_sql
 from domain.access import Caller, Role
 from domain.audit import AuditKind
 from domain.standardize import has_nul
@@ -145,10 +150,15 @@ def _audit_refusal(
     request.app.state.audit.refused(entry, caller.actor if caller else f"client:{client}")
 
 
+def prepared_query(document: DocumentNode) -> str:
+    """The document's text, for a log line."""
+    return print_ast(document)
+
+
 class PreparedDocument:
     """A parsed and validated document, and its compiled operations (made on first use)."""
 
-    __slots__ = ("_authorized", "_compiled", "document", "errors", "fragments")
+    __slots__ = ("_authorized", "_compiled", "_sql", "document", "errors", "fragments")
 
     def __init__(self, document: DocumentNode | None, errors: list[GraphQLError]) -> None:
         self.document = document
@@ -158,6 +168,7 @@ class PreparedDocument:
             if isinstance(d, FragmentDefinitionNode)
         }  # fmt: skip
         self._compiled: dict[str | None, CompiledQuery | None] = {}
+        self._sql: dict[tuple[str | None, Role], SqlQuery | str] = {}
         self._authorized: dict[tuple[str | None, Role], Authorization] = {}
 
     def authorization(
@@ -168,6 +179,20 @@ class PreparedDocument:
         found = self._authorized.get(key)
         if found is None:
             found = self._authorized[key] = authorize(schema, self.fragments, operation, role)
+        return found
+
+    def sql(
+        self, schema: GraphQLSchema, operation: OperationDefinitionNode, role: Role
+    ) -> SqlQuery | str:
+        """The SQL plan of `operation` for ``role`` (made once), or why there is none."""
+        key = (operation.name.value if operation.name else None, role)
+        found = self._sql.get(key)
+        if found is None:
+            assert self.document is not None
+            reads = bool(self.authorization(schema, operation, role).reads)
+            found = self._sql[key] = compile_sql(
+                schema, self.document, operation, role, track_reads=reads
+            )
         return found
 
     def compiled(
@@ -327,8 +352,14 @@ class GraphQLEndpoint:
             return self._reply({"errors": [format_error(too_costly)]}, media, request_status)
 
         headers = {}
-        compiled = prepared.compiled(self._schema, operation) if self._compiled else None
         context = Context.for_request(state.pool, state.settings, state.scorer, caller, request_id)
+        if self._compiled and state.settings.sql_reads:
+            answered = await self._answer_in_sql(
+                request, prepared, operation, authorization, context, variables, media
+            )
+            if answered is not None:
+                return answered
+        compiled = prepared.compiled(self._schema, operation) if self._compiled else None
         if compiled is not None:
             outcome = await compiled.execute(context, variables, hide_suggestions=self._production)
             if isinstance(outcome, list):  # variables that do not fit the operation
@@ -340,6 +371,7 @@ class GraphQLEndpoint:
                 if state.settings.expose_statement_count:
                     headers["X-SQL-Statements"] = str(context.db.statements)
                 _audit_reads(state, context, operation, authorization)
+                READS.answer(PYTHON)
                 return self._reply({"data": outcome}, media, 200, headers)
         # Not compiled, or a client's mistake to word: graphql-core runs it, in the same context
         # (what the fast path loaded is served from the loaders, not read again).
@@ -349,6 +381,7 @@ class GraphQLEndpoint:
         )  # fmt: skip
         if isawaitable(result):
             result = await result
+        READS.answer(GRAPHQL_CORE)
         body: dict[str, Any] = {}
         status = 200
         if result.errors:
@@ -370,6 +403,63 @@ class GraphQLEndpoint:
         if state.settings.expose_statement_count:
             headers["X-SQL-Statements"] = str(context.db.statements)
         return self._reply(body, media, status, headers)
+
+    async def _answer_in_sql(
+        self, request: Request, prepared: PreparedDocument, operation: OperationDefinitionNode,
+        authorization: Authorization, context: Context, variables: dict[str, Any] | None,
+        media: str,
+    ) -> Response | None:  # fmt: skip
+        """The answer built by one SQL statement, or None when the Python paths must answer."""
+        assert context.caller is not None
+        name = operation.name.value if operation.name else None
+        plan = prepared.sql(self._schema, operation, context.caller.role)
+        if isinstance(plan, str):
+            READS.fall_back(name, plan)
+            return None
+        coerced = get_variable_values(
+            self._schema, operation.variable_definitions or (), variables or {},
+            hide_suggestions=self._production,
+        )  # fmt: skip
+        if isinstance(coerced, list):  # variables that do not fit the operation
+            status = 400 if media == GRAPHQL_RESPONSE else 200
+            return self._reply({"errors": [format_error(e) for e in coerced]}, media, status)
+        settings = context.settings
+        try:
+            statement = plan.render(coerced, settings)
+        except Fallback as why:
+            READS.fall_back(name, why.reason)
+            return None
+        if settings.verify_sql_reads:
+            assert prepared.document is not None
+            document = prepared.document
+
+            async def reference(other: Context) -> Any:
+                result = execute(
+                    self._schema, document, context_value=other, variable_values=variables,
+                    operation_name=name,
+                )  # fmt: skip
+                return await result if isawaitable(result) else result
+
+            def masked(data: Any) -> Any:
+                if authorization.masks and data is not None:
+                    apply_masks(data, authorization.masks)
+                return data
+
+            row = await parity.answer_checked(
+                request.app.state.pool, context, statement.sql, statement.params, reference,
+                masked, prepared_query(document),
+            )  # fmt: skip
+        else:
+            row = await context.db.fetchrow_composed(statement.sql, statement.params)
+        if statement.reads_customers:
+            context.db.read_customers(row[1])
+        _audit_reads(request.app.state, context, operation, authorization)
+        READS.answer(SQL)
+        headers = {**_NO_CACHE}
+        if settings.expose_statement_count:
+            headers["X-SQL-Statements"] = str(context.db.statements)
+        body = b'{"data":' + row[0].encode() + b"}"
+        return Response(body, status_code=200, media_type=media, headers=headers)
 
     async def _params(
         self, request: Request, media: str

@@ -137,6 +137,16 @@ class Settings(BaseSettings):
         default=True,
         description="Run queries through the compiled fast path (graphql-core when off).",
     )
+    sql_reads: bool = Field(
+        default=True,
+        description="Answer the queries the SQL compiler covers with one statement that builds "
+        "the JSON in PostgreSQL (the compiled Python path or graphql-core when off).",
+    )
+    verify_sql_reads: bool = Field(
+        default=False,
+        description="Development and tests: also answer every SQL-compiled query through "
+        "graphql-core on the same snapshot and fail the request when they differ.",
+    )
     expose_statement_count: bool = Field(
         default=False, description="Send each response's SQL statement count (X-SQL-Statements)."
     )

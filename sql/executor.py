@@ -54,6 +54,11 @@ class Database:
         self.statements += 1
         return await self._target.fetch(sql, *args)
 
+    async def fetchrow_composed(self, sql: str, args: Sequence[object]) -> asyncpg.Record:
+        """The one row of a statement composed from fixed fragments in ``sql/``."""
+        self.statements += 1
+        return await self._target.fetchrow(sql, *args)
+
     async def fetchval_composed(self, sql: str, args: Sequence[object]) -> object:
         """First value of a statement composed from fixed fragments in ``sql/``."""
         self.statements += 1

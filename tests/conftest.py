@@ -16,6 +16,11 @@ import asyncpg
 import httpx
 import pytest
 
+# Every query the SQL compiler answers in the suite is also answered by graphql-core on the
+# same snapshot and compared (api/parity.py): the parity suite is the whole test suite.
+os.environ.setdefault("CDM_VERIFY_SQL_READS", "1")
+
+from api import parity
 from api.app import create_app
 from cdm.settings import Settings
 from domain.access import Role
@@ -32,6 +37,16 @@ DATA_TABLES = (
     "products", "customer_aliases", "merges", "import_runs", "customers", "customer_rfm",
     "segment_sizes", "segments", "erasures", "suppressed_identities",
 )  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def sql_reads_agree_with_graphql_core():
+    """Fail a test whose queries the SQL path answered differently from graphql-core."""
+    yield
+    if parity.MISMATCHES:
+        found = "\n".join(parity.MISMATCHES)
+        parity.MISMATCHES.clear()
+        pytest.fail(f"the SQL path and graphql-core disagree:\n{found}")
 
 
 @pytest.fixture(scope="session")

@@ -90,7 +90,11 @@ async def test_health_and_readiness(client, db):
 
 
 async def test_unexpected_errors_are_masked(client, db, monkeypatch):
+    from api import graphql_http
     from sql.repositories import CustomerRepository
+
+    # On the Python paths: a resolver's error is one masked error beside the data.
+    monkeypatch.setattr(graphql_http, "compile_sql", lambda *_a, **_k: "not in SQL (test)")
 
     async def broken(self, flt):
         raise RuntimeError("relation customers_secret does not exist: SELECT password FROM x")
@@ -101,6 +105,22 @@ async def test_unexpected_errors_are_masked(client, db, monkeypatch):
     error = r.json()["errors"][0]
     assert error["message"] == "Internal server error"
     assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert len(error["extensions"]["errorId"]) == 32
+    assert "SELECT" not in r.text
+    assert "customers_secret" not in r.text
+
+
+async def test_unexpected_errors_in_the_sql_path_are_masked(client, db, monkeypatch):
+    from api.sql_compiler import SqlQuery
+
+    def broken(self, variables, settings):
+        raise RuntimeError("relation customers_secret does not exist: SELECT password FROM x")
+
+    monkeypatch.setattr(SqlQuery, "render", broken)
+    r = await client.post("/graphql", json={"query": Q}, headers={"Accept": GRAPHQL_RESPONSE})
+    assert r.status_code == 500
+    error = r.json()["errors"][0]
+    assert error["message"] == "Internal server error"
     assert len(error["extensions"]["errorId"]) == 32
     assert "SELECT" not in r.text
     assert "customers_secret" not in r.text

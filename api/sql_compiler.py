@@ -1,0 +1,614 @@
+"""Reads compiled to one SQL statement that returns the response's JSON (issue 14).
+
+For a validated query and a role, the compiler walks the selection once and keeps, for each
+field, how the database renders it: a column expression (masked for the role, when personal
+data is masked for it), a list, a page of a connection, or a nested object. At each request
+the plan is rendered into ONE statement with the request's arguments as parameters; the
+database builds the whole ``data`` object with json_build_object / json_agg over correlated
+subqueries of the named statements in ``sql/queries`` (so the rows, their order and their
+filters are the same ones the resolvers read), and Python passes its bytes through.
+
+What this compiler does not cover (live model scores, writes, introspection, governance ...)
+raises :class:`Unsupported` at compile time; arguments it would word an error about (a bad
+cursor, a page too large, an external-id lookup) raise :class:`Fallback` at render time. In
+both cases the request goes on to the Python paths (``api/compiled.py``, then graphql-core),
+which answer exactly as before; every fallback is counted with its reason (``api/metrics.py``).
+
+Values render exactly as the Python path serializes them (timestamps as ``isoformat()``,
+decimals as ``str(Decimal)``, the average order value rounded half to even ...: see
+migration 0013); the parity check (``api/parity.py``) compares both paths on every query the
+test suite sends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLObjectType,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    get_argument_values,
+    get_named_type,
+)
+from strawberry.types.arguments import convert_arguments
+
+from api.selection import Unsupported, collect_fields, uses_variables
+from cdm.settings import Settings
+from domain.access import PERSONAL_FIELDS, Access, MaskKind, Role, access
+from domain.consent import OBJECTED, WITHHELD
+from domain.customer_queries import (
+    CustomerFilter,
+    CustomerOrder,
+    CustomerSortField,
+    SortDirection,
+    TimeWindow,
+    contains_pattern,
+)
+from domain.errors import UserError
+from domain.ids import parse_id
+from domain.pagination import check_page_size, decode_cursor
+from sql import json_read as j
+from sql.customer_list import customer_count_statement, customer_page_statement
+
+_STRAWBERRY_FIELD = "strawberry-definition"
+PRODUCT_ORDERING = "products:id"  # sql.repositories.PRODUCT_ORDERING, the same cursors
+
+
+class Fallback(Exception):
+    """This request's arguments need the Python path (to word an error, or a lookup)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class Sel:
+    """One selected field, as compiled."""
+
+    key: str
+    name: str
+    attr: str  # the Python attribute name (the views of sql.json_read are keyed by it)
+    type_name: str  # the field's named type
+    children: list[Sel] = field(default_factory=list)
+    arguments: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    mask: MaskKind | None = None
+
+    def child(self, *path: str) -> Sel | None:
+        """The first selected field along ``path`` of field names (through any alias)."""
+        node: Sel | None = self
+        for name in path:
+            node = next((c for c in node.children if c.name == name), None) if node else None
+        return node
+
+    def selects(self, *path: str) -> bool:
+        """Whether ``path`` is selected below this field."""
+        return self.child(*path) is not None
+
+
+@dataclass(slots=True)
+class Env:
+    """What one rendering knows: its parameters, the variables, the settings."""
+
+    st: j.Statement
+    variables: Any  # graphql-core's coerced variable values
+    settings: Settings
+    machine_client: bool
+    ctes: list[str] = field(default_factory=list)
+    read_ids: list[str] = field(default_factory=list)  # queries of the customers read
+
+    def args(self, sel: Sel) -> dict[str, Any]:
+        assert sel.arguments is not None
+        return sel.arguments(self.variables)
+
+    def cte(self, sql: str) -> str:
+        name = f"r{len(self.ctes)}"
+        self.ctes.append(f"{name} AS ({sql})")
+        return name
+
+
+# -- Compiling the selection -----------------------------------------------------------------
+
+# Object types rendered here and the fields of each this module renders.
+_SCALARS = {
+    "Customer": j.CUSTOMER,
+    "Purchase": j.PURCHASE,
+    "Product": j.PRODUCT,
+    "Identity": j.IDENTITY,
+    "Consent": j.CONSENT,
+    "Interaction": j.INTERACTION,
+    "PurchaseSummary": j.SUMMARY,
+    "StoredScores": j.STORED_SCORES,
+}
+_NESTED = {
+    "Query": {"customer", "customers", "product", "products"},
+    "Customer": {
+        "identities",
+        "consents",
+        "purchase_summary",
+        "purchases",
+        "interactions",
+        "stored_scores",
+        "scores_withheld",
+    },
+    "Purchase": {"product"},
+    "StoredScores": {"recommended_products"},
+}
+_CONNECTION_FIELDS = {"nodes", "edges", "page_info", "total_count"}
+_PAGE_INFO = {"has_next_page", "has_previous_page", "start_cursor", "end_cursor"}
+
+
+class _Compiler:
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode, role: Role) -> None:
+        self.schema = schema
+        self.role = role
+        self.strawberry = schema._strawberry_schema  # type: ignore[attr-defined]
+        self.fragments: dict[str, FragmentDefinitionNode] = {
+            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+        }
+
+    def selection(self, parent: GraphQLObjectType, node_set: Any) -> list[Sel]:
+        fields = collect_fields(parent, node_set, self.fragments)
+        return [self.field(parent, key, node) for key, node in fields.items()]
+
+    def field(self, parent: GraphQLObjectType, key: str, node: FieldNode) -> Sel:
+        name = node.name.value
+        if name == "__typename":
+            return Sel(key, name, name, parent.name)
+        if name.startswith("__"):
+            raise Unsupported("introspection")
+        definition = parent.fields[name]
+        strawberry_field = (definition.extensions or {}).get(_STRAWBERRY_FIELD)
+        attr = strawberry_field.python_name if strawberry_field is not None else name
+        named = get_named_type(definition.type)
+        sel = Sel(key, name, attr, named.name)
+        coordinate = f"{parent.name}.{name}"
+        verdict = access(self.role, coordinate)
+        if verdict is Access.DENY:
+            raise Unsupported(f"{coordinate} is refused to this role")  # refused before this
+        if verdict is Access.MASK:
+            sel.mask = PERSONAL_FIELDS[coordinate]
+        if not self.renders(parent.name, attr, named.name):
+            raise Unsupported(f"{coordinate} is not compiled to SQL")
+        if definition.args:
+            sel.arguments = self.arguments(definition, node, strawberry_field)
+        if node.selection_set is not None:
+            if not isinstance(named, GraphQLObjectType):
+                raise Unsupported(f"abstract type {named.name}")
+            sel.children = self.selection(named, node.selection_set)
+        return sel
+
+    @staticmethod
+    def renders(parent: str, attr: str, type_name: str) -> bool:
+        if attr in _SCALARS.get(parent, {}) or attr in _NESTED.get(parent, ()):
+            return True
+        if parent.endswith("Connection"):
+            return attr in _CONNECTION_FIELDS
+        if parent.endswith("Edge"):
+            return attr in ("cursor", "node")
+        return parent == "PageInfo" and attr in _PAGE_INFO
+
+    def arguments(
+        self, definition: Any, node: FieldNode, strawberry_field: Any
+    ) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """Converts the field's arguments, as its resolver would receive them."""
+        scalars = self.strawberry.schema_converter.scalar_registry
+        config = self.strawberry.config
+
+        def convert(variables: Any) -> dict[str, Any]:
+            raw = get_argument_values(definition, node, variables)
+            return convert_arguments(
+                raw, strawberry_field.arguments, scalar_registry=scalars, config=config
+            )
+
+        if uses_variables(node):
+            return convert
+        literal: list[dict[str, Any]] = []  # converted on first use, then shared (read-only)
+
+        def constant(variables: Any) -> dict[str, Any]:
+            if not literal:
+                literal.append(convert(variables))
+            return literal[0]
+
+        return constant
+
+
+# -- Rendering -------------------------------------------------------------------------------
+
+
+def _typename(type_name: str) -> str:
+    return j.key(type_name)  # a GraphQL name: a safe literal
+
+
+def _scalar(sel: Sel, view: dict[str, str], alias: str) -> str:
+    expression = view[sel.attr].format(a=alias)
+    if sel.mask is not None:
+        expression = j.MASKED[sel.mask].format(expression)
+    return expression
+
+
+def _object(env: Env, sels: list[Sel], type_name: str, alias: str) -> str:
+    """The JSON object of a row of ``type_name`` aliased ``alias``."""
+    view = _SCALARS.get(type_name, {})
+    pairs = []
+    for sel in sels:
+        if sel.name == "__typename":
+            value = _typename(type_name)
+        elif sel.attr in view:
+            value = _scalar(sel, view, alias)
+        else:
+            value = _NESTED_RENDERERS[(type_name, sel.attr)](env, sel, alias)
+        pairs.append((sel.key, value))
+    return j.json_object(pairs)
+
+
+def _connection(
+    env: Env, sel: Sel, page: j.Page, node_type: str, count: Callable[[], str],
+    has_previous: bool,
+) -> str:  # fmt: skip
+    """A connection object over ``page``: nodes, edges, pageInfo, totalCount as selected."""
+    alias = page.alias
+
+    def node(sels: list[Sel]) -> str:
+        return _object(env, sels, node_type, alias)
+
+    pairs = []
+    for part in sel.children:
+        if part.name == "__typename":
+            value = _typename(sel.type_name)
+        elif part.attr == "nodes":
+            value = page.nodes(node(part.children))
+        elif part.attr == "edges":
+            edge = []
+            for inner in part.children:
+                if inner.name == "__typename":
+                    edge.append((inner.key, _typename(part.type_name)))
+                elif inner.attr == "cursor":
+                    edge.append((inner.key, _cursor(page)))
+                else:
+                    edge.append((inner.key, node(inner.children)))
+            value = page.nodes(j.json_object(edge))
+        elif part.attr == "page_info":
+            value = j.json_object(
+                [(p.key, _page_info(p, page, has_previous)) for p in part.children]
+            )
+        else:
+            value = count()
+        pairs.append((part.key, value))
+    rows = any(
+        part.attr in ("nodes", "edges")
+        or (part.attr == "page_info" and any(p.attr != "has_previous_page" for p in part.children))
+        for part in sel.children
+    )
+    return page.select(j.json_object(pairs), rows)
+
+
+def _cursor(page: j.Page) -> str:
+    if page.cursor is None:
+        raise Fallback("cursors of this ordering are encoded in Python")
+    return page.cursor
+
+
+def _page_info(sel: Sel, page: j.Page, has_previous: bool) -> str:
+    if sel.name == "__typename":
+        return _typename("PageInfo")
+    if sel.attr == "has_next_page":
+        return page.has_next()
+    if sel.attr == "has_previous_page":
+        return "true" if has_previous else "false"
+    _cursor(page)
+    return page.start_cursor() if sel.attr == "start_cursor" else page.end_cursor()
+
+
+def _first(env: Env, first: int) -> int:
+    try:
+        return check_page_size(first, env.settings.max_page_size)
+    except UserError as error:
+        raise Fallback("a page size to refuse") from error
+
+
+def _after(after: str | None, ordering: str, arity: int) -> tuple[Any, ...] | None:
+    if after is None:
+        return None
+    try:
+        return decode_cursor(after, ordering, arity)
+    except UserError as error:
+        raise Fallback("a cursor to refuse") from error
+
+
+# Root fields: each returns the field's JSON expression; the customers they read are noted.
+
+
+def _customer_root(env: Env, sel: Sel, _alias: str) -> str:
+    args = env.args(sel)
+    if args.get("external_id") is not None or args.get("id") is None:
+        raise Fallback("customer by external id (or arguments to refuse)")
+    try:
+        pk = parse_id(args["id"])
+    except UserError as error:
+        raise Fallback("an id to refuse") from error
+    rows = env.cte(env.st.named("customers_by_ids", [pk]))
+    env.read_ids.append(j.ids(rows))
+    return j.one(_object(env, sel.children, "Customer", "c"), rows, "c")
+
+
+_CUSTOMER_CURSOR = {
+    CustomerSortField.CREATED_AT: ("t", "cdm_json_time(c.sort_value)"),
+    CustomerSortField.TOTAL_SPEND: ("d", "c.sort_value::text"),
+}
+
+
+def _customers_root(env: Env, sel: Sel, _alias: str) -> str:
+    args = env.args(sel)
+    try:
+        flt = args["filter"].to_domain() if args.get("filter") else CustomerFilter()
+    except UserError as error:
+        raise Fallback("a filter to refuse") from error
+    order_by = args.get("order_by")
+    order = (
+        CustomerOrder(order_by.field.value, order_by.direction.value)
+        if order_by
+        else CustomerOrder()
+    )
+    first = _first(env, args["first"])
+    after = _after(args.get("after"), order.key, 2)
+    st = env.st
+    page_sql, page_args = customer_page_statement(flt, order, after, first + 1)
+    direction = "DESC" if order.direction is SortDirection.DESC else "ASC"
+    rows = env.cte(
+        j.numbered(
+            st.embed(page_sql, page_args), "c", f"c.sort_value {direction}, c.id {direction}"
+        )
+    )
+    first_param = st.bind(first, "int")
+    env.read_ids.append(j.ids(rows, first_param))
+    sort = _CUSTOMER_CURSOR.get(order.field)
+
+    def cursor() -> str:
+        assert sort is not None
+        return j.cursor(st.bind(j.json_text(order.key), "text"), sort, ("i", "c.id::text"))
+
+    page = j.Page(rows, "c", first_param, cursor if sort is not None else None)  # rows: a CTE
+
+    def count() -> str:
+        return f"({st.embed(*customer_count_statement(flt))})"
+
+    return _connection(env, sel, page, "Customer", count, after is not None)
+
+
+def _product_root(env: Env, sel: Sel, _alias: str) -> str:
+    args = env.args(sel)
+    if (args.get("id") is None) == (args.get("sku") is None):
+        raise Fallback("arguments to refuse")
+    if args.get("id") is not None:
+        try:
+            rows = env.st.named("products_by_ids", [parse_id(args["id"])])
+        except UserError as error:
+            raise Fallback("an id to refuse") from error
+    else:
+        rows = env.st.named("product_by_sku", args["sku"])
+    return j.one(_object(env, sel.children, "Product", "pr"), f"({rows})", "pr")
+
+
+def _products_root(env: Env, sel: Sel, _alias: str) -> str:
+    args = env.args(sel)
+    first = _first(env, args["first"])
+    after = _after(args.get("after"), PRODUCT_ORDERING, 1)
+    search = args.get("search")
+    like = contains_pattern(search) if search is not None else None
+    category = args.get("category")
+    st = env.st
+    after_id = after[0] if after else None
+    rows = j.numbered(st.named("products_page", category, like, after_id, first + 1), "pr", "pr.id")
+
+    def cursor() -> str:
+        return j.cursor(st.bind(j.json_text(PRODUCT_ORDERING), "text"), ("i", "pr.id::text"))
+
+    page = j.Page(f"({rows})", "pr", st.bind(first, "int"), cursor)
+
+    def count() -> str:
+        return f"({st.named('products_count', category, like)})"
+
+    return _connection(env, sel, page, "Product", count, after is not None)
+
+
+# Customer fields
+
+
+def _identities(env: Env, sel: Sel, c: str) -> str:
+    rows = env.st.named("identities_by_customer_ids", j.Raw(f"ARRAY[{c}.id]"))
+    obj = _object(env, sel.children, "Identity", "i")
+    return j.json_list(obj, rows, "i", "i.kind, i.source, i.id")
+
+
+def _consents(env: Env, sel: Sel, c: str) -> str:
+    rows = env.st.named("current_consents_by_customer_ids", j.Raw(f"ARRAY[{c}.id]"))
+    return j.json_list(_object(env, sel.children, "Consent", "k"), rows, "k", "k.purpose")
+
+
+def _purchase_summary(env: Env, sel: Sel, c: str) -> str:
+    distinct = any(s.attr in j.SUMMARY_NEEDS_DISTINCT for s in sel.children)
+    return j.summary(c, _object(env, sel.children, "PurchaseSummary", "s"), distinct)
+
+
+def _withheld(env: Env, c: str) -> str:
+    no_consent = env.st.bind(WITHHELD, "text") if env.machine_client else None
+    return j.withheld(c, env.st.bind(OBJECTED, "text"), no_consent)
+
+
+def _scores_withheld(env: Env, _sel: Sel, c: str) -> str:
+    return _withheld(env, c)
+
+
+def _stored_scores(env: Env, sel: Sel, c: str) -> str:
+    obj = _object(env, sel.children, "StoredScores", "cs")
+    return j.stored_scores(c, obj, _withheld(env, c))
+
+
+def _recommended_products(env: Env, sel: Sel, scores: str) -> str:
+    return j.recommended_products(scores, _object(env, sel.children, "Product", "pr"))
+
+
+def _window(env: Env, sel: Sel, ordering: str, kinds: bool = False) -> tuple[TimeWindow, int]:
+    args = env.args(sel)
+    first = _first(env, args["first"])
+    after = _after(args.get("after"), ordering, 2)
+    try:
+        window = TimeWindow(
+            first=first, after=after, since=args.get("since"), until=args.get("until"),  # type: ignore[arg-type]
+            kinds=tuple(args["kinds"]) if kinds and args.get("kinds") is not None else None,
+        )  # fmt: skip
+    except UserError as error:
+        raise Fallback("a time window to refuse") from error
+    return window, first
+
+
+def _purchases(env: Env, sel: Sel, c: str) -> str:
+    window, first = _window(env, sel, "purchases")
+    st = env.st
+    owner = j.Raw(f"ARRAY[{c}.id]")
+    after_at, after_id = window.after or (None, None)
+    with_products = sel.selects("nodes", "product") or sel.selects("edges", "node", "product")
+    rows = st.named(
+        "purchases_page_by_customer_ids", owner, window.since, window.until, after_at, after_id,
+        first + 1, with_products,
+    )  # fmt: skip
+    order = "p.purchased_at DESC, p.id DESC"
+
+    def cursor() -> str:
+        return j.cursor(
+            st.bind(j.json_text("purchases"), "text"),
+            ("t", "cdm_json_time(p.purchased_at)"), ("i", "p.id::text"),
+        )  # fmt: skip
+
+    page = j.Page(f"({j.numbered(rows, 'p', order)})", "p", st.bind(first, "int"), cursor)
+
+    def count() -> str:
+        if window.bounded:
+            counts = st.named("purchase_counts_by_customer_ids", owner, window.since, window.until)
+            return j.scalar(counts, "n")
+        return j.PURCHASES_UNBOUNDED_COUNT.format(customer=c)
+
+    return _connection(env, sel, page, "Purchase", count, window.after is not None)
+
+
+def _purchased_product(env: Env, sel: Sel, p: str) -> str:
+    obj = _object_of_view(env, sel.children, "Product", j.PURCHASED_PRODUCT, p)
+    return f"(CASE WHEN {p}.sku IS NULL THEN NULL ELSE {obj} END)"
+
+
+def _object_of_view(
+    env: Env, sels: list[Sel], type_name: str, view: dict[str, str], alias: str
+) -> str:
+    pairs = [
+        (s.key, _typename(type_name) if s.name == "__typename" else _scalar(s, view, alias))
+        for s in sels
+    ]
+    return j.json_object(pairs)
+
+
+def _interactions(env: Env, sel: Sel, c: str) -> str:
+    window, first = _window(env, sel, "interactions", kinds=True)
+    st = env.st
+    owner = j.Raw(f"ARRAY[{c}.id]")
+    after_at, after_id = window.after or (None, None)
+    kinds = list(window.kinds) if window.kinds is not None else None
+    rows = st.named(
+        "interactions_page_by_customer_ids", owner, window.since, window.until, after_at,
+        after_id, first + 1, kinds,
+    )  # fmt: skip
+
+    def cursor() -> str:
+        return j.cursor(
+            st.bind(j.json_text("interactions"), "text"),
+            ("t", "cdm_json_time(i.occurred_at)"), ("i", "i.id::text"),
+        )  # fmt: skip
+
+    order = "i.occurred_at DESC, i.id DESC"
+    page = j.Page(f"({j.numbered(rows, 'i', order)})", "i", st.bind(first, "int"), cursor)
+
+    def count() -> str:
+        counts = st.named(
+            "interaction_counts_by_customer_ids", owner, window.since, window.until, kinds
+        )
+        return j.scalar(counts, "n")
+
+    return _connection(env, sel, page, "Interaction", count, window.after is not None)
+
+
+_NESTED_RENDERERS: dict[tuple[str, str], Callable[[Env, Sel, str], str]] = {
+    ("Query", "customer"): _customer_root,
+    ("Query", "customers"): _customers_root,
+    ("Query", "product"): _product_root,
+    ("Query", "products"): _products_root,
+    ("Customer", "identities"): _identities,
+    ("Customer", "consents"): _consents,
+    ("Customer", "purchase_summary"): _purchase_summary,
+    ("Customer", "purchases"): _purchases,
+    ("Customer", "interactions"): _interactions,
+    ("Purchase", "product"): _purchased_product,
+    ("Customer", "stored_scores"): _stored_scores,
+    ("Customer", "scores_withheld"): _scores_withheld,
+    ("StoredScores", "recommended_products"): _recommended_products,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A statement ready to run: its SQL, its parameters, whether it returns customer ids."""
+
+    sql: str
+    params: list[object]
+    reads_customers: bool
+
+
+class SqlQuery:
+    """An operation compiled for one role: rendered per request into one statement."""
+
+    __slots__ = ("machine_client", "roots", "track_reads")
+
+    def __init__(
+        self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode,
+        role: Role, *, track_reads: bool,
+    ) -> None:  # fmt: skip
+        if operation.operation is not OperationType.QUERY:
+            raise Unsupported("only queries are compiled")
+        if operation.directives:
+            raise Unsupported("operation directives")
+        query_type = schema.query_type
+        assert query_type is not None
+        self.roots = _Compiler(schema, document, role).selection(
+            query_type, operation.selection_set
+        )
+        self.track_reads = track_reads
+        self.machine_client = role is Role.PERSONALIZATION
+
+    def render(self, variables: Any, settings: Settings) -> Rendered:
+        """The statement for these (coerced) variables; Fallback when Python must answer."""
+        env = Env(j.Statement(), variables, settings, self.machine_client)
+        data = _object(env, self.roots, "Query", "")
+        with_ = f"WITH {', '.join(env.ctes)} " if env.ctes else ""
+        columns = f"{data}::text"
+        reads = self.track_reads and bool(env.read_ids)
+        if reads:
+            columns += ", ARRAY(" + " UNION ".join(env.read_ids) + ")"
+        sql, params = env.st.finish(f"{with_}SELECT {columns}")
+        return Rendered(sql, params, reads)
+
+
+def compile_sql(
+    schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode, role: Role,
+    *, track_reads: bool,
+) -> SqlQuery | str:  # fmt: skip
+    """The operation compiled for ``role``, or the reason it is left to the Python paths."""
+    try:
+        return SqlQuery(schema, document, operation, role, track_reads=track_reads)
+    except (Unsupported, ValueError) as why:
+        return str(why)

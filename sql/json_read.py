@@ -1,0 +1,362 @@
+"""Statements that build a response's JSON in the database (issue 14).
+
+The API's query compiler (``api/sql_compiler.py``) turns a GraphQL selection into one
+statement composed from the fragments here. This module knows tables and columns, never
+GraphQL: it renders *views* (a customer, a purchase ...) as maps from a domain attribute name
+to the SQL expression that renders it exactly as the Python path serializes it, and it
+reuses the named statements of ``sql/queries`` for the rows, correlated to the row that owns
+them. Client values are always bound parameters; the only names written into SQL text are
+response keys, which GraphQL's grammar restricts to ``[_A-Za-z][_0-9A-Za-z]*``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+from domain.access import MaskKind
+from sql.queries import query
+
+_NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+# json_build_object takes at most 100 arguments (PostgreSQL's FUNC_MAX_ARGS).
+MAX_KEYS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Raw:
+    """A SQL expression standing in for a named statement's parameter (e.g. ``ARRAY[c.id]``)."""
+
+    sql: str
+
+
+class Statement:
+    """The positional parameters of a statement being composed."""
+
+    __slots__ = ("params",)
+
+    def __init__(self) -> None:
+        self.params: list[object] = []
+
+    def bind(self, value: object, type_: str) -> str:
+        """A placeholder for ``value``, cast to ``type_`` (so no parameter's type is guessed)."""
+        self.params.append(value)
+        return f"${len(self.params)}::{type_}"
+
+    def embed(self, sql: str, args: Sequence[object]) -> str:
+        """``sql`` (with its own $1..$n) renumbered into this statement; a :class:`Raw`
+        argument is written in place of its placeholder instead of being bound."""
+        return self._fill(_split(sql), args)
+
+    def _fill(self, template: tuple[list[str], list[int]], args: Sequence[object]) -> str:
+        texts, slots = template
+        numbers: list[str] = []
+        for arg in args:
+            if isinstance(arg, Raw):
+                numbers.append(f"({arg.sql})")
+            else:
+                self.params.append(arg)
+                numbers.append(f"${len(self.params)}")
+        out = [texts[0]]
+        for slot, text in zip(slots, texts[1:], strict=True):
+            out.append(numbers[slot])
+            out.append(text)
+        return "".join(out)
+
+    def finish(self, sql: str) -> tuple[str, list[object]]:
+        """``sql`` and its parameters, without those bound for parts left out of it (a
+        parameter PostgreSQL never sees would be one too many, or of no inferable type)."""
+        used = sorted({int(n) for n in _PLACEHOLDER.findall(sql)})
+        if len(used) == len(self.params):
+            return sql, self.params
+        renumbered = {old: new for new, old in enumerate(used, 1)}
+        sql = _PLACEHOLDER.sub(lambda m: f"${renumbered[int(m.group(1))]}", sql)
+        return sql, [self.params[old - 1] for old in used]
+
+    def named(self, name: str, *args: object) -> str:
+        """The named statement ``name`` of sql/queries, embedded (without its semicolon)."""
+        return self._fill(_named(name), args)
+
+
+def _split(sql: str) -> tuple[list[str], list[int]]:
+    """``sql`` cut at its placeholders: the texts around them, and each one's 0-based index."""
+    parts = _PLACEHOLDER.split(sql)
+    return parts[0::2], [int(n) - 1 for n in parts[1::2]]
+
+
+@cache
+def _named(name: str) -> tuple[list[str], list[int]]:
+    """A named statement without its comments and semicolon, cut at its placeholders."""
+    lines = [line for line in query(name).splitlines() if not line.lstrip().startswith("--")]
+    return _split("\n".join(lines).rstrip().rstrip(";"))
+
+
+def key(name: str) -> str:
+    """A response key as a SQL string literal (refusing anything but a GraphQL name)."""
+    if not _NAME.match(name):
+        raise ValueError(f"not a GraphQL name: {name!r}")
+    return f"'{name}'"
+
+
+def json_object(pairs: Sequence[tuple[str, str]]) -> str:
+    """``json_build_object`` of (response key, SQL expression) pairs, in order."""
+    if len(pairs) > MAX_KEYS:
+        raise ValueError(f"more than {MAX_KEYS} keys in one object")
+    return "json_build_object(" + ", ".join(f"{key(k)}, {v}" for k, v in pairs) + ")"
+
+
+def json_text(value: str) -> str:
+    """A Python string as the JSON text ``json.dumps`` makes of it, for a cursor's payload."""
+    return json.dumps(value)
+
+
+# -- Views: attribute name -> expression over the view's alias ({a}). ----------------------
+
+TIME = "cdm_json_time({})"
+MASKED: dict[MaskKind, str] = {
+    MaskKind.NAME: "cdm_mask_name({})",
+    MaskKind.EMAIL: "cdm_mask_email({})",
+    MaskKind.PHONE: "cdm_mask_phone({})",
+    MaskKind.TEXT: "cdm_mask_text({})",
+    MaskKind.DATE: "NULL",
+    MaskKind.DOCUMENT: "(CASE WHEN {} IS NULL THEN NULL ELSE '{{}}'::json END)",
+}
+
+CUSTOMER = {
+    "id": "{a}.id::text",
+    "first_name": "{a}.first_name",
+    "last_name": "{a}.last_name",
+    # Customer.full_name: the non-empty parts joined by a space, or null.
+    "full_name": (
+        "nullif(concat_ws(' ', nullif({a}.first_name, ''), nullif({a}.last_name, '')), '')"
+    ),
+    "email": "{a}.email",
+    "phone": "{a}.phone",
+    "country": "{a}.country",
+    "birth_date": "{a}.birth_date",
+    "created_at": TIME.format("{a}.created_at"),
+    "updated_at": TIME.format("{a}.updated_at"),
+}
+PURCHASE = {
+    "id": "{a}.id::text",
+    "order_ref": "{a}.order_ref",
+    "quantity": "{a}.quantity",
+    "unit_price": "{a}.unit_price::text",
+    "amount": "{a}.amount::text",
+    "currency": "{a}.currency",
+    "channel": "{a}.channel",
+    "purchased_at": TIME.format("{a}.purchased_at"),
+    "source": "{a}.source",
+    "external_id": "{a}.external_id",
+}
+PRODUCT = {
+    "id": "{a}.id::text",
+    "sku": "{a}.sku",
+    "name": "{a}.name",
+    "category": "{a}.category",
+    "price": "{a}.price::text",
+    "currency": "{a}.currency",
+    "created_at": TIME.format("{a}.created_at"),
+}
+# The product columns that purchases_page_by_customer_ids brings along with each line.
+PURCHASED_PRODUCT = {
+    **PRODUCT,
+    "id": "{a}.product_id::text",
+    "currency": "{a}.product_currency",
+    "created_at": TIME.format("{a}.product_created_at"),
+}
+IDENTITY = {
+    "kind": "upper({a}.kind)",  # the GraphQL enum's member name
+    "source": "{a}.source",
+    "value": "{a}.value",
+    "created_at": TIME.format("{a}.created_at"),
+}
+CONSENT = {
+    "purpose": "{a}.purpose",
+    "granted": "{a}.granted",
+    "source": "{a}.source",
+    "recorded_at": TIME.format("{a}.recorded_at"),
+}
+INTERACTION = {
+    "id": "{a}.id::text",
+    "occurred_at": TIME.format("{a}.occurred_at"),
+    "channel": "{a}.channel",
+    "kind": "{a}.kind",
+    "properties": "{a}.properties",
+    "source": "{a}.source",
+    "external_id": "{a}.external_id",
+}
+STORED_SCORES = {
+    "as_of": TIME.format("{a}.as_of"),
+    "scored_at": TIME.format("{a}.scored_at"),
+    "churn_probability": "{a}.churn_probability",
+    "churn_model_version": "{a}.churn_model_version",
+    "purchase_30d_probability": "{a}.purchase_30d_probability",
+    "expected_purchases": "{a}.expected_purchases",
+    "expected_days_to_next": "{a}.expected_days_to_next",
+    "next_purchase_model_version": "{a}.next_purchase_model_version",
+    "upsell_model_version": "{a}.upsell_model_version",
+}
+# PurchaseSummary over `s` (customer_purchase_stats, null when nothing was bought) and `d`
+# (the distinct counts, joined only when one of them is selected).
+SUMMARY = {
+    "purchase_count": "coalesce(s.purchase_count, 0)",
+    "order_count": "coalesce(d.order_count, 0)",
+    "total_spend": "coalesce(s.total_spend::text, '0')",  # str(Decimal(0)) when empty
+    "first_purchase_at": TIME.format("s.first_purchase_at"),
+    "last_purchase_at": TIME.format("s.last_purchase_at"),
+    "average_order_value": "cdm_per_order(s.total_spend, d.order_count)::text",
+    "distinct_products": "coalesce(d.distinct_products, 0)",
+    "distinct_categories": "coalesce(d.distinct_categories, 0)",
+    "currencies": "coalesce(to_json(s.currencies), '[]'::json)",
+}
+SUMMARY_NEEDS_DISTINCT = frozenset(
+    {"order_count", "average_order_value", "distinct_products", "distinct_categories"}
+)
+
+_SUMMARY_SOURCE = (
+    "FROM (SELECT {customer}.id AS customer_id) k"
+    " LEFT JOIN customer_purchase_stats s ON s.customer_id = k.customer_id"
+)
+_SUMMARY_DISTINCT = (
+    " LEFT JOIN LATERAL ("
+    "SELECT count(DISTINCT coalesce(p.order_ref, p.external_id)) AS order_count,"
+    " count(DISTINCT p.product_id) AS distinct_products,"
+    " count(DISTINCT pr.category) AS distinct_categories"
+    " FROM purchases p LEFT JOIN products pr ON pr.id = p.product_id"
+    " WHERE p.customer_id = s.customer_id) d ON true"
+)
+
+
+def summary(customer: str, obj: str, distinct: bool) -> str:
+    """The purchase summary object ``obj`` (over s and d) of the customer aliased ``customer``."""
+    source = _SUMMARY_SOURCE.format(customer=customer)
+    return f"(SELECT {obj} {source}{_SUMMARY_DISTINCT if distinct else ''})"
+
+
+def withheld(customer: str, objected: str, no_consent: str | None) -> str:
+    """Why predictions about the customer aliased ``customer`` are withheld, or null
+    (domain.consent.prediction_withheld): ``objected`` after a refusal of profiling (the view
+    profiling_refusals); ``no_consent``, for machine clients, when neither profiling purpose
+    was ever decided. Both are placeholders of the reasons' texts."""
+    reason = (
+        f"CASE WHEN EXISTS (SELECT 1 FROM profiling_refusals r WHERE r.customer_id = {customer}.id)"
+        f" THEN {objected}"
+    )
+    if no_consent is not None:
+        reason += (
+            f" WHEN NOT EXISTS (SELECT 1 FROM consents k WHERE k.customer_id = {customer}.id"
+            f" AND k.purpose IN ('personalization', 'profiling')) THEN {no_consent}"
+        )
+    return reason + " END"
+
+
+def stored_scores(customer: str, obj: str, withheld: str) -> str:
+    """The stored scores object ``obj`` (over ``cs``), null when none or ``withheld``."""
+    return (
+        f"(SELECT {obj} FROM customer_scores cs"
+        f" WHERE cs.customer_id = {customer}.id AND ({withheld}) IS NULL)"
+    )
+
+
+def recommended_products(scores: str, obj: str) -> str:
+    """The products of the stored recommendations (``obj`` over ``pr``), best first."""
+    return (
+        f"(SELECT coalesce(json_agg({obj} ORDER BY u.o), '[]'::json)"
+        f" FROM unnest({scores}.recommended_product_ids) WITH ORDINALITY u(id, o)"
+        f" JOIN products pr ON pr.id = u.id)"
+    )
+
+
+def json_list(obj: str, rows: str, alias: str, order: str) -> str:
+    """The JSON array of ``obj`` over ``rows`` (aliased ``alias``), in ``order``; [] if none."""
+    return f"(SELECT coalesce(json_agg({obj} ORDER BY {order}), '[]'::json) FROM ({rows}) {alias})"
+
+
+def one(obj: str, rows: str, alias: str) -> str:
+    """``obj`` over the row of ``rows`` (a parenthesized query or a CTE's name); null if none."""
+    return f"(SELECT {obj} FROM {rows} {alias})"
+
+
+def ids(rows: str, first: str | None = None) -> str:
+    """The ``id`` column of ``rows`` (a CTE's name), within the page of ``first`` rows."""
+    return f"SELECT id FROM {rows}" + (f" WHERE n <= {first}" if first else "")
+
+
+def scalar(rows: str, column: str) -> str:
+    """The ``column`` of the one row of ``rows`` (a query)."""
+    return f"(SELECT {column} FROM ({rows}) x)"
+
+
+def numbered(rows: str, alias: str, order: str) -> str:
+    """``rows`` with ``n``, each row's position in ``order`` (1-based)."""
+    return f"SELECT {alias}.*, row_number() OVER (ORDER BY {order}) AS n FROM ({rows}) {alias}"
+
+
+class Page:
+    """A numbered page of rows (one more than asked, to tell whether more follow)."""
+
+    __slots__ = ("_cursor", "_make_cursor", "alias", "first", "rows")
+
+    def __init__(self, rows: str, alias: str, first: str, cursor: Callable[[], str] | None) -> None:
+        self.rows = rows  # numbered rows (a parenthesized query or a CTE's name)
+        self.alias = alias
+        self.first = first  # the placeholder of the page size
+        # Made on first use: a parameter bound but never used has no type PostgreSQL can infer.
+        self._make_cursor = cursor
+        self._cursor: str | None = None
+
+    @property
+    def cursor(self) -> str | None:
+        """A row's cursor expression, when cursors of this ordering can be rendered here."""
+        if self._cursor is None and self._make_cursor is not None:
+            self._cursor = self._make_cursor()
+        return self._cursor
+
+    def nodes(self, obj: str) -> str:
+        """The page's nodes, as an aggregate over its rows."""
+        return (
+            f"coalesce(json_agg({obj} ORDER BY {self.alias}.n)"
+            f" FILTER (WHERE {self.alias}.n <= {self.first}), '[]'::json)"
+        )
+
+    def has_next(self) -> str:
+        """Whether a row beyond the page came back."""
+        return f"(count(*) > {self.first})"
+
+    def start_cursor(self) -> str:
+        """The first node's cursor (null on an empty page)."""
+        return f"min({self.cursor}) FILTER (WHERE {self.alias}.n = 1)"
+
+    def end_cursor(self) -> str:
+        """The last node's cursor (null on an empty page)."""
+        return (
+            f"(array_agg({self.cursor} ORDER BY {self.alias}.n DESC)"
+            f" FILTER (WHERE {self.alias}.n <= {self.first}))[1]"
+        )
+
+    def select(self, obj: str, rows: bool) -> str:
+        """One row: ``obj``, made of this page's aggregates over its rows (``rows``) or of
+        nothing from them (a total count alone reads no page)."""
+        if not rows:
+            return f"(SELECT {obj})"
+        # GROUP BY (): one row even when the page is empty and nothing else aggregates.
+        return f"(SELECT {obj} FROM {self.rows} {self.alias} GROUP BY ())"
+
+
+def cursor(prefix: str, *values: tuple[str, str]) -> str:
+    """The cursor expression of encode_cursor: ``prefix`` is the placeholder of the ordering's
+    JSON text; ``values`` are (tag, text expression) pairs of the row's sort key."""
+    parts = " || ',' || ".join(
+        f"""'["{tag}",' || to_json({expr})::text || ']'""" for tag, expr in values
+    )
+    return f"cdm_cursor('[' || {prefix} || ',[' || {parts} || ']]')"
+
+
+PURCHASES_UNBOUNDED_COUNT = (
+    "coalesce((SELECT s.purchase_count FROM customer_purchase_stats s"
+    " WHERE s.customer_id = {customer}.id), 0)"
+)

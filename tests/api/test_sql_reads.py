@@ -1,0 +1,148 @@
+"""Reads answered by one SQL statement that builds the JSON (api/sql_compiler.py).
+
+Every query of the test suite is also checked against graphql-core on the same snapshot
+(api/parity.py, turned on in tests/conftest.py); these tests check what parity alone cannot:
+one statement, masking inside the database, rounding ties, and honest fallback counts.
+"""
+
+from __future__ import annotations
+
+import pytest
+from graphql import get_operation_ast, parse
+from graphql.execution.values import get_variable_values
+
+from api.metrics import READS
+from api.schema import schema
+from api.sql_compiler import compile_sql
+from domain.access import Role
+from tests.conftest import api_key, serving
+from tests.factories import (
+    T0,
+    add_customer,
+    add_identity,
+    add_product,
+    add_purchase,
+    days,
+)
+from tests.http_client import data, gql
+
+W1 = """query W1($id: ID!) { customer(id: $id) { id firstName lastName email country
+  purchases(first: 10) { nodes { id amount currency purchasedAt quantity
+    product { id sku name category } } } } }"""
+W2 = """query W2 { customers(first: 50) { totalCount nodes { id firstName lastName email country
+  purchases(first: 5) { nodes { id amount currency purchasedAt } }
+  purchaseSummary { purchaseCount totalSpend firstPurchaseAt lastPurchaseAt
+                    averageOrderValue } } } }"""
+W3 = """query W3 { customers(first: 10, filter: {search: "anna"}) { totalCount
+  nodes { id firstName lastName email } } }"""
+
+
+@pytest.fixture
+async def shop(db):
+    book = await add_product(db, "B-1", "books", "12.50")
+    ids = []
+    for i in range(4):
+        cid = await add_customer(
+            db, first_name=f"Anna{i}", last_name="Berg", email=f"anna{i}@example.com",
+            created_at=T0 + days(i),
+        )  # fmt: skip
+        ids.append(cid)
+        for j in range(i + 1):
+            at = T0 + days(10 + j) + (days(0.5) if j % 2 else days(0))
+            await add_purchase(db, cid, at, f"{j + 1}.05", product_id=book if j % 2 else None)
+    return ids
+
+
+async def test_the_benchmark_workloads_take_one_statement(client, shop):
+    for query, variables in ((W1, {"id": str(shop[3])}), (W2, None), (W3, None)):
+        response = await client.post("/graphql", json={"query": query, "variables": variables})
+        assert response.status_code == 200, response.text
+        assert response.headers["X-SQL-Statements"] == "1"
+        assert "errors" not in response.json()
+    w1 = data(await gql(client, W1, {"id": str(shop[3])}))["customer"]
+    assert [p["amount"] for p in w1["purchases"]["nodes"]] == ["4.05", "3.05", "2.05", "1.05"]
+    assert w1["purchases"]["nodes"][0]["product"] == {
+        "id": w1["purchases"]["nodes"][0]["product"]["id"], "sku": "B-1",
+        "name": "Product B-1", "category": "books",
+    }  # fmt: skip
+    assert w1["purchases"]["nodes"][1]["product"] is None
+    w3 = data(await gql(client, W3))["customers"]
+    assert w3["totalCount"] == 4
+    assert [n["firstName"] for n in w3["nodes"]] == ["Anna3", "Anna2", "Anna1", "Anna0"]
+
+
+async def test_average_order_value_rounds_ties_to_even_like_python(client, db):
+    cid = await add_customer(db)
+    # 0.05 over two orders is 0.025: Decimal.quantize gives 0.02 (half to even), not 0.03.
+    await add_purchase(db, cid, T0, "0.01", order_ref="o1")
+    await add_purchase(db, cid, T0 + days(1), "0.04", order_ref="o2")
+    query = """query($id: ID!) { customer(id: $id) {
+        purchaseSummary { totalSpend orderCount averageOrderValue currencies } } }"""
+    summary = data(await gql(client, query, {"id": str(cid)}))["customer"]["purchaseSummary"]
+    assert summary == {
+        "totalSpend": "0.05", "orderCount": 2, "averageOrderValue": "0.02", "currencies": ["EUR"]
+    }  # fmt: skip
+
+
+async def test_a_customer_without_purchases_has_the_empty_summary(client, db):
+    cid = await add_customer(db)
+    query = """query($id: ID!) { customer(id: $id) { purchaseSummary {
+        purchaseCount totalSpend averageOrderValue distinctProducts lastPurchaseAt currencies }
+        purchases(first: 3) { totalCount pageInfo { hasNextPage startCursor endCursor }
+                              edges { cursor } } } }"""
+    customer = data(await gql(client, query, {"id": str(cid)}))["customer"]
+    assert customer["purchaseSummary"] == {
+        "purchaseCount": 0, "totalSpend": "0", "averageOrderValue": None, "distinctProducts": 0,
+        "lastPurchaseAt": None, "currencies": [],
+    }  # fmt: skip
+    assert customer["purchases"] == {
+        "totalCount": 0,
+        "pageInfo": {"hasNextPage": False, "startCursor": None, "endCursor": None},
+        "edges": [],
+    }
+
+
+async def test_masked_values_never_leave_the_database_in_clear(db, database_url, settings):
+    cid = await add_customer(
+        db, first_name="Zelda", last_name="Quist", email="zelda@example.com",
+        phone="+4930123456", birth_date=T0.date(),
+    )  # fmt: skip
+    await add_identity(db, cid, "email", "shop", "zelda@example.com")
+    query = """query($id: ID!) { customer(id: $id) { firstName fullName email phone birthDate
+        identities { value } } }"""
+    document = parse(query)
+    plan = compile_sql(
+        schema._schema, document, get_operation_ast(document), Role.ANALYST, track_reads=False
+    )
+    assert not isinstance(plan, str), plan
+    operation = get_operation_ast(document)
+    variables = get_variable_values(
+        schema._schema, operation.variable_definitions, {"id": str(cid)}
+    )
+    statement = plan.render(variables, settings)
+    raw = await db.fetchval(statement.sql, *statement.params)  # what leaves the database
+    for clear in ("Zelda", "Quist", "zelda@", "30123456", str(T0.date())):
+        assert clear not in raw
+    async with serving(database_url, settings, key=await api_key(db, Role.ANALYST)) as http:
+        customer = data(await gql(http, query, {"id": str(cid)}))["customer"]
+    assert customer == {
+        "firstName": "Z***", "fullName": "Z***", "email": "z***@example.com", "phone": "***56",
+        "birthDate": None, "identities": [{"value": "z***@example.com"}],
+    }  # fmt: skip
+
+
+async def test_fallbacks_are_counted_with_their_reason(client, shop):
+    before = READS.fallbacks.copy()
+    scores = "query($id: ID!) { customer(id: $id) { id churnRisk { probability } } }"
+    await client.post("/graphql", json={"query": scores, "variables": {"id": str(shop[0])}})
+    assert READS.fallbacks - before == {"Customer.churnRisk is not compiled to SQL": 1}
+    bad = """{ customers(first: 2, after: "not-a-cursor") { nodes { id } } }"""
+    body = await gql(client, bad)
+    assert body["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"  # worded by Python
+    assert READS.fallbacks - before == {
+        "Customer.churnRisk is not compiled to SQL": 1, "a cursor to refuse": 1
+    }  # fmt: skip
+    metrics = await client.get("/metrics")
+    assert metrics.status_code == 200
+    assert 'cdm_graphql_sql_fallbacks_total{reason="a cursor to refuse"}' in metrics.text
+    assert 'cdm_graphql_queries_total{path="sql"}' in metrics.text
