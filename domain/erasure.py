@@ -104,6 +104,11 @@ ERASURE_RULES: dict[str, TableRule] = {
         "the service's clients",
         kept=_cols("id name role prefix secret_hash created_at expires_at revoked_at"),
     ),
+    "count_deltas": TableRule(
+        Action.KEEP,
+        "net changes of row counts (all customers, per country, products); an erasure is one",
+        kept=_cols("id counter key delta"),
+    ),
     "installation_secrets": TableRule(Action.KEEP, "the hash salt", kept=_cols("name value")),
     "schema_migrations": TableRule(
         Action.KEEP, "the schema's history", kept=_cols("version name checksum applied_at")

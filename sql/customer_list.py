@@ -108,8 +108,24 @@ def customer_page_statement(
     return sql, b.params
 
 
+# Exact counts kept by triggers (migration 0012): the sum of a few delta rows, not a scan.
+_COUNTED = "SELECT coalesce(sum(d.delta), 0)::bigint AS count FROM count_deltas d WHERE "
+_COUNTED_ALL = _COUNTED + "d.counter = 'customers' AND d.key = ''"
+_COUNTED_BY_COUNTRY = _COUNTED + "d.counter = 'customers_by_country' AND d.key = $1::text"
+
+
 def customer_count_statement(flt: CustomerFilter) -> tuple[str, list[object]]:
-    """A statement counting the customers that match the filter."""
+    """A statement counting the customers that match the filter.
+
+    One SELECT of one bigint column ``count`` with positional parameters, whichever form:
+    with no filter, or only a country, it reads the counters migration 0012 keeps; any other
+    filter counts the matching rows through the filter's index.
+    """
     b = _Builder()
     _where(flt, b)
+    if not (b.needs_stats or b.needs_scores):
+        if len(b.conditions) == 1:  # only "not erased", which the counter already means
+            return _COUNTED_ALL, []
+        if len(b.conditions) == 2 and flt.country is not None:
+            return _COUNTED_BY_COUNTRY, [flt.normalized_country]
     return f"SELECT count(*) {_from(b)}{_where_clause(b)}", b.params

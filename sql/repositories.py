@@ -250,5 +250,7 @@ class ProductRepository:
         )
 
     async def count(self, category: str | None, search: str | None) -> int:
-        """How many products match."""
+        """How many products match (the whole catalogue from its counter, no scan)."""
+        if category is None and search is None:
+            return int(await self.db.fetchval("products_count_all"))  # type: ignore[arg-type]
         return int(await self.db.fetchval("products_count", category, _like(search)))  # type: ignore[arg-type]

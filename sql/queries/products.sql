@@ -29,3 +29,9 @@ SELECT count(*)
   FROM products
  WHERE ($1::text IS NULL OR category = $1)
    AND ($2::text IS NULL OR lower(name) LIKE $2 OR lower(sku) LIKE $2);
+
+-- name: products_count_all
+-- The whole catalogue's size from the counter migration 0012 keeps (no scan).
+SELECT coalesce(sum(delta), 0)::bigint AS count
+  FROM count_deltas
+ WHERE counter = 'products' AND key = '';

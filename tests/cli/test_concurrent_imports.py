@@ -6,6 +6,9 @@ import os
 import subprocess
 import sys
 
+from domain.customer_queries import CustomerFilter
+from sql.customer_list import customer_count_statement
+
 PEOPLE = 3000
 
 
@@ -33,6 +36,9 @@ async def test_two_concurrent_customer_imports_make_one_customer_per_person(
         assert "Traceback" not in out + err
 
     assert await db.fetchval("SELECT count(*) FROM customers") == PEOPLE
+    # The counter behind totalCount (delta rows from both runs' statements) agrees.
+    sql, args = customer_count_statement(CustomerFilter())
+    assert await db.fetchval(sql, *args) == PEOPLE
     assert await db.fetchval("SELECT count(DISTINCT customer_id) FROM identities") == PEOPLE
     # Every identity of a person names the one customer whose profile holds the e-mail.
     stray = await db.fetchval(
