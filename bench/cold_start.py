@@ -14,6 +14,10 @@
      which is what a worker holds from then on.
 3. Prints the median of each over the runs.
 
+With --trees A B (source checkouts, e.g. main and a branch), each run starts the server of
+every tree back to back (the same run, so the same load on a shared machine), and the medians
+are given per tree: a before/after comparison.
+
 The server's data directory (models, MLflow store) is --data-dir, default a fresh one kept in
 bench/out/cold-data for all runs: no trained model. Point it at a data directory with
 champions (e.g. the demo's `.cdm`) to measure a start that loads models too.
@@ -91,12 +95,16 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def one_start(args: argparse.Namespace, env: dict[str, str], key: str) -> dict[str, object]:
-    """Start the server once; the time to its first answer and its workers' memory."""
+def one_start(
+    args: argparse.Namespace, env: dict[str, str], key: str, tree: Path
+) -> dict[str, object]:
+    """Start the server of source ``tree`` once; the time to its first answer and its
+    workers' memory."""
+    env = {**env, "PYTHONPATH": str(tree)}
     started = time.perf_counter()
     server = subprocess.Popen(
         [sys.executable, "-m", "cdm.cli", "serve", "--port", str(args.port),
-         "--workers", str(args.workers)], env=env, cwd=ROOT,
+         "--workers", str(args.workers)], env=env, cwd=tree,
     )  # fmt: skip
     try:
         deadline = started + args.timeout
@@ -137,7 +145,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8766)
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--data-dir", type=Path, default=ROOT / "bench" / "out" / "cold-data")
+    parser.add_argument("--trees", type=Path, nargs="+", default=[ROOT])
     args = parser.parse_args()
+    trees = [t.resolve() for t in args.trees]
 
     url = asyncio.run(seeded_database(args.customers, args.seed))
     key = asyncio.run(bench_key(url, "app"))
@@ -146,27 +156,36 @@ def main() -> None:
         **os.environ, "CDM_DATABASE_URL": url, "CDM_DATA_DIR": str(args.data_dir.resolve()),
         "CDM_LOG_LEVEL": "warning",
     }  # fmt: skip
-    one_start(args, env, key)  # warm-up: file cache, the MLflow store's first creation
-    runs = []
+    for tree in trees:  # warm-up: file cache, the MLflow store's first creation
+        one_start(args, env, key, tree)
+    runs: dict[Path, list[dict[str, object]]] = {tree: [] for tree in trees}
     for i in range(args.runs):
-        run = one_start(args, env, key)
-        runs.append(run)
-        rss = ", ".join(f"{m:.0f}" for m in run["rss_mb"])
-        settled = ", ".join(f"{m:.0f}" for m in run["settled_rss_mb"])
-        print(f"run {i + 1}: first answer {run['first_answer_s']:.2f} s; worker RSS {rss} MiB; "
-              f"models settled at {run['settled_s']:.1f} s, RSS then {settled} MiB", flush=True)  # fmt: skip
+        for tree in trees:
+            run = one_start(args, env, key, tree)
+            runs[tree].append(run)
+            rss = ", ".join(f"{m:.0f}" for m in run["rss_mb"])  # type: ignore[attr-defined]
+            settled = ", ".join(f"{m:.0f}" for m in run["settled_rss_mb"])  # type: ignore[attr-defined]
+            print(
+                f"run {i + 1} {tree}: first answer {run['first_answer_s']:.2f} s; worker RSS "
+                f"{rss} MiB; models settled at {run['settled_s']:.1f} s, RSS then {settled} MiB",
+                flush=True,
+            )
 
-    def median(name: str) -> float:
-        return statistics.median(x for r in runs for x in r[name])  # type: ignore[union-attr]
-
-    first = statistics.median(r["first_answer_s"] for r in runs)  # type: ignore[misc]
     print(f"\nMachine: {machine()}; server workers: {args.workers}; {args.runs} runs (median)\n")
-    print("| first answer s | RSS per worker MiB (after 20 queries) | RSS per worker MiB (models settled) |")  # fmt: skip
-    print("|---|---|---|")
-    print(f"| {first:.2f} | {median('rss_mb'):.0f} | {median('settled_rss_mb'):.0f} |")
+    print("| tree | first answer s | RSS per worker MiB (after 20 queries) "
+          "| RSS per worker MiB (models settled) |")  # fmt: skip
+    print("|---|---|---|---|")
+    for tree, done in runs.items():
+
+        def median(name: str, done: list[dict[str, object]] = done) -> float:
+            return statistics.median(x for r in done for x in r[name])  # type: ignore[attr-defined]
+
+        first = statistics.median(r["first_answer_s"] for r in done)  # type: ignore[misc]
+        print(f"| {tree} | {first:.2f} | {median('rss_mb'):.0f} | {median('settled_rss_mb'):.0f} |")
     out = ROOT / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "cold_start.json").write_text(json.dumps({"machine": machine(), "runs": runs}, indent=2))
+    record = {"machine": machine(), "runs": {str(t): r for t, r in runs.items()}}
+    (out / "cold_start.json").write_text(json.dumps(record, indent=2))
 
 
 if __name__ == "__main__":
