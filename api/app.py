@@ -27,7 +27,7 @@ from api.rate_limit import RateLimiter
 from api.schema import schema
 from cdm.scoring import build_scorer
 from cdm.settings import Settings, load_settings
-from ml.serving.models import ModelStore
+from ml.serving.models import LOADING, ModelStore
 from sql import migrate
 from sql.database import create_pool, resolve_database_url
 
@@ -79,10 +79,10 @@ async def readyz(request: Request) -> JSONResponse:
             status_code=503,
         )
     models = _models(request)
-    degraded = any(m["state"] == "degraded" for m in models.values())
-    return JSONResponse(
-        {"status": "degraded" if degraded else "ok", "database": "ok", "models": models}
-    )
+    states = {m["state"] for m in models.values()}
+    # Loading models (just after start) do not make it unready either: the rest answers.
+    status = "degraded" if "degraded" in states else LOADING if LOADING in states else "ok"
+    return JSONResponse({"status": status, "database": "ok", "models": models})
 
 
 SHUTTING_DOWN = "SHUTTING_DOWN"
@@ -150,6 +150,12 @@ def _tune_garbage_collector() -> None:
     gc.freeze()
 
 
+def _models_loaded(_task: asyncio.Task[None]) -> None:
+    # What the models brought (LightGBM, its boosters) is long-lived too: out of the
+    # collector's sight as well. No collection first: it would pause requests being served.
+    gc.freeze()
+
+
 def _start_refreshing(store: ModelStore, every: float) -> asyncio.Task[None] | None:
     """Check the registry for new champions every `every` seconds, in the background."""
     if every <= 0:
@@ -196,7 +202,10 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
                 pool, settings.audit_flush_seconds, refusals=refusals
             )
             app.state.scorer = scorer = build_scorer(settings)
-            await scorer.store.refresh(settings.model_load_timeout_seconds)
+            # Not awaited: the server answers at once; a score asked for before its model is
+            # loaded answers MODEL_UNAVAILABLE ("loading"), /readyz shows each model's state.
+            loading = scorer.store.load_in_background(settings.model_load_timeout_seconds)
+            loading.add_done_callback(_models_loaded)
             refresher = _start_refreshing(scorer.store, settings.model_refresh_seconds)
             _tune_garbage_collector()
             audit.start()

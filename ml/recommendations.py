@@ -22,13 +22,16 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import asyncpg
 import numpy as np
-from scipy import sparse
 
 from sql.matrix import fetch_matrix
 from sql.queries import query
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 CANDIDATE_FEATURES: tuple[str, ...] = (
     "cooc_score",
@@ -129,6 +132,8 @@ async def market_basket(
     if len(customers) == 0:
         zeros = np.zeros(size)
         return MarketBasket(as_of, np.zeros((size, size)), zeros, zeros, zeros)
+    from scipy import sparse  # here: only recommendations need it, not a server's start
+
     _, user = np.unique(customers, return_inverse=True)
     item = catalogue.positions(rows[:, 0].astype(np.int64))
     bought = sparse.csr_matrix(
@@ -170,6 +175,8 @@ async def customer_history(
     customer_ids: Sequence[int],
 ) -> History:
     """What each of ``customer_ids`` bought before ``as_of`` (customers may have bought nothing)."""
+    from scipy import sparse  # here: only recommendations need it, not a server's start
+
     ids = np.unique(np.asarray(customer_ids, dtype=np.int64))
     # For very many customers one scan of everyone beats a giant id list; keep the asked ones.
     scope = None if len(ids) > 50_000 else ids.tolist()

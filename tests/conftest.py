@@ -134,13 +134,17 @@ def bearer(key: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def serving(
-    url: str, settings: Settings, *, key: str | None = None
+    url: str, settings: Settings, *, key: str | None = None, models_loaded: bool = True
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client to the app (``settings``, the database at ``url``) running in-process,
-    sending ``key`` (default: a new admin key)."""
+    sending ``key`` (default: a new admin key). The server loads its models in the background;
+    with ``models_loaded`` the client is handed over once that first load has ended, as the
+    tests of scores expect (not a test of timing: it waits for the event, however long)."""
     app = create_app(settings, url)
     headers = bearer(key or await api_key(url))
     async with app.router.lifespan_context(app):
+        if models_loaded:
+            await app.state.scorer.store.loaded()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://cdm.test", headers=headers

@@ -18,9 +18,12 @@ import logging
 import os
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 _log = logging.getLogger("cdm.models")
 
@@ -57,6 +60,10 @@ class Head:
 
 def load_head(model_file: Path) -> Head:
     """The head in ``model_file``, with its compiled predictor when one was built here."""
+    # Imported here: LightGBM (with the pandas, scikit-learn and SciPy it pulls in) costs a
+    # second and ~200 MB, which a server that has no model to load never pays.
+    import lightgbm as lgb
+
     booster = lgb.Booster(model_file=str(model_file))
     native = compiled_file(model_file)
     if native is None or not native.is_file():

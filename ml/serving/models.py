@@ -20,6 +20,10 @@ from: at start-up the remembered champion of every task is loaded before anythin
 serves that version or nothing, never merely the newest it holds (which may be one the
 alias was rolled back from).
 
+A server starts that first load in the background (:meth:`ModelStore.load_in_background`)
+and answers meanwhile: a task whose model is not loaded yet reports the state ``loading``,
+and its scores answer a ``MODEL_UNAVAILABLE`` error that says so.
+
 A new version serves through LightGBM at once; meanwhile its heads are compiled to native
 code in another process (:mod:`ml.serving.heads`, once per version) and the model is swapped
 for its compiled self, which predicts the same numbers several times faster.
@@ -28,6 +32,7 @@ for its compiled self, which predicts the same numbers several times faster.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -52,6 +57,8 @@ TASKS: tuple[str, ...] = ("churn", "next_purchase", "upsell")
 _CANARY_TIMEOUT = 60.0
 _COMPILE_TIMEOUT = 600.0  # a large forest on a busy machine takes a while
 _CHAMPION_RECORD = "champion.json"  # per task: the version the champion alias last named
+LOADING = "loading"
+_LOADING_REASON = "the server started moments ago and is still loading its models; retry shortly"
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,8 @@ class ServedModel:
 
 @dataclass(frozen=True)
 class ModelStatus:
-    """``ok``, ``missing`` (never trained) or ``degraded`` (serving an older or no version).
+    """``ok``, ``missing`` (never trained), ``degraded`` (serving an older or no version) or
+    ``loading`` (the first load, in the background, has not reached this task yet).
 
     ``version`` is the version serving (None: none); ``refused_version`` the champion this
     service will not serve (it cannot score the features computed here, or its files are
@@ -125,7 +133,32 @@ class ModelStore:
         self._expected = expected_hashes()
         self._compiling: asyncio.Task[None] | None = None
         self._compiler: subprocess.Popen[str] | None = None
+        self._loading: asyncio.Task[None] | None = None
         self._closed = False
+
+    def load_in_background(self, budget_seconds: float) -> asyncio.Task[None]:
+        """Start the first :meth:`refresh` and return at once: a server answers while its
+        models load (importing LightGBM and MLflow, reading the registry: seconds). Until a
+        task's model is settled its state is ``loading``; :meth:`loaded` waits for the end."""
+        self.status = {t: ModelStatus(LOADING, None, _LOADING_REASON) for t in TASKS}
+
+        async def first_load() -> None:
+            try:
+                await self.refresh(budget_seconds)
+            except Exception as exc:  # never left "loading" for ever: say why it stopped
+                _log.exception("loading the models failed")
+                for task, status in self.status.items():
+                    if status.state == LOADING:
+                        reason = f"loading failed ({exc.__class__.__name__}); see the server log"
+                        self._set_status(task, ModelStatus("degraded", None, reason))
+
+        self._loading = asyncio.get_running_loop().create_task(first_load(), name="model-load")
+        return self._loading
+
+    async def loaded(self) -> None:
+        """Wait until the load :meth:`load_in_background` started has ended (at once if none)."""
+        if self._loading is not None:
+            await asyncio.shield(self._loading)
 
     async def refresh(self, budget_seconds: float = 30.0) -> Mapping[str, ModelStatus]:
         """Check the registry and load what changed, off the event loop.
@@ -138,10 +171,12 @@ class ModelStore:
         async with self._lock:
             if not self._preloaded:
                 self._preloaded = True
-                await asyncio.to_thread(self.load_cached)
+                await _in_daemon_thread(self.load_cached)
             checked: set[str] = set()
             try:
-                await asyncio.wait_for(asyncio.to_thread(self.refresh_now, checked), budget_seconds)
+                await asyncio.wait_for(
+                    _in_daemon_thread(lambda: self.refresh_now(checked)), budget_seconds
+                )
             except TimeoutError:
                 reason = f"the model registry did not answer within {budget_seconds:g} s"
                 for task in TASKS:
@@ -165,6 +200,8 @@ class ModelStore:
     def close(self) -> None:
         """Stop a compilation in progress (at shutdown): the next start compiles again."""
         self._closed = True
+        if self._loading is not None:
+            self._loading.cancel()  # a thread it waits for finishes by itself; nothing waits
         compiler = self._compiler
         if compiler is not None and compiler.poll() is None:
             compiler.kill()
@@ -437,6 +474,39 @@ class ModelStore:
 
     def _set_status(self, task: str, status: ModelStatus) -> None:
         self.status = {**self.status, task: status}
+
+
+async def _in_daemon_thread(work: Callable[[], None]) -> None:
+    """Run ``work`` in a daemon thread and wait for it.
+
+    Unlike :func:`asyncio.to_thread`, whose threads a process joins before it exits, nothing
+    waits for this one at shutdown: a server stopped while its models load (importing
+    LightGBM and MLflow, creating the local store), or while the registry hangs, exits within
+    its grace period. What it writes is safe to cut short: records are replaced atomically,
+    downloads are checked against their checksums before use.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():  # cancelled meanwhile
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            work()
+        except BaseException as exc:  # handed to the waiting coroutine, which decides
+            error = exc
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=run, name="model-load", daemon=True).start()
+    await done
 
 
 def _after(why: str | None) -> str:

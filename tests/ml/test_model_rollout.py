@@ -16,6 +16,7 @@ import pytest
 from ml.features import FEATURES, feature_list_hash
 from ml.registry import ModelRegistry, default_tracking_uri
 from ml.serving.models import ModelStore
+from tests.factories import add_customer
 from tests.http_client import data, error_codes, gql
 from tests.ml.conftest import copy_store, serving, serving_settings
 from tests.ml.test_scores_api import AT, buyer_ids
@@ -241,3 +242,59 @@ async def test_every_cached_champion_serves_from_the_first_request(
         "churn": 1, "next_purchase": 1, "upsell": 1
     }  # fmt: skip
     assert all("cached" in m["reason"] for m in ready["models"].values()), ready
+
+
+class SilentRegistry:
+    """A tracking server that accepts every request and answers none until closed."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self._held: list[socket.socket] = []
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self._closing.is_set():
+            try:
+                self._held.append(self._listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join()
+        self._listener.close()
+        for conn in self._held:
+            conn.close()
+
+
+async def test_the_server_answers_while_its_models_load(
+    db, database_url, tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    cid = await add_customer(db)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "600")
+    silent = SilentRegistry()  # the first load cannot end while it holds the registry's answer
+    query = f'{{ customer(id: "{cid}") {{ id churnRisk {{ probability }} }} }}'
+    try:
+        settings = serving_settings(tmp_path, mlflow_tracking_uri=silent.uri)
+        async with serving(database_url, settings, models_loaded=False) as http:
+            body = await gql(http, query)
+            ready = await http.get("/readyz")
+    finally:
+        silent.close()
+    assert body["data"]["customer"] == {"id": str(cid), "churnRisk": None}
+    assert error_codes(body) == ["MODEL_UNAVAILABLE"]
+    assert "still loading its models" in body["errors"][0]["message"]
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "loading"
+    assert {t: (m["state"], m["version"]) for t, m in ready.json()["models"].items()} == {
+        "churn": ("loading", None), "next_purchase": ("loading", None),
+        "upsell": ("loading", None),
+    }  # fmt: skip
