@@ -49,6 +49,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
@@ -248,8 +249,11 @@ class StatementCounter:
     the timed runs connect to PostgreSQL directly.
     """
 
-    def __init__(self, host: str, port: int) -> None:
-        self.upstream = (host, port)
+    def __init__(self, url: str) -> None:
+        self.url = urllib.parse.urlsplit(url)
+        socket_dir = urllib.parse.parse_qs(self.url.query).get("host", [""])[0]
+        # A Unix-socket URL (the embedded server's: ...@/db?host=/dir) or host and port.
+        self.socket = f"{socket_dir}/.s.PGSQL.{self.url.port or 5432}" if socket_dir else None
         self.counts: Counter[str] = Counter()
         self.texts: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -271,6 +275,12 @@ class StatementCounter:
         ready.wait(10)
         return self.port
 
+    def proxied_url(self) -> str:
+        """The database URL through this proxy (call after start())."""
+        credentials = self.url.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@127.0.0.1:{self.port}" if credentials else f"127.0.0.1:{self.port}"
+        return urllib.parse.urlunsplit(("postgresql", netloc, self.url.path, "", ""))
+
     def snapshot(self) -> tuple[Counter[str], Counter[str]]:
         """The counts so far (by kind, and by statement text)."""
         with self._lock:
@@ -285,7 +295,11 @@ class StatementCounter:
             self.texts[" ".join(text.split())[:120]] += 1
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        if self.socket:
+            up_reader, up_writer = await asyncio.open_unix_connection(self.socket)
+        else:
+            host, port = self.url.hostname or "127.0.0.1", self.url.port or 5432
+            up_reader, up_writer = await asyncio.open_connection(host, port)
 
         async def pump_down() -> None:
             try:
@@ -584,9 +598,9 @@ def count_statements(
     StatementCounter) over `requests` sequential requests after a warm-up, waiting `settle`
     seconds on both sides for writes done after the answer; CDM's own count
     (X-SQL-Statements) alongside."""
-    host, port = re.search(r"@([^:/]+):(\d+)/", url).groups()
-    counter = StatementCounter(host, int(port))
-    proxied = re.sub(r"@[^:/]+:\d+/", f"@127.0.0.1:{counter.start()}/", url)
+    counter = StatementCounter(url)
+    counter.start()
+    proxied = counter.proxied_url()
     result: dict[str, dict[str, dict[str, float]]] = {}
     for system in systems:
         system.launch(proxied)
