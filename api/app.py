@@ -185,6 +185,15 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
             statement_timeout_ms=settings.statement_timeout_ms,
             acquire_timeout=settings.pool_acquire_timeout_seconds,
         )
+        # The compiled reads (api/sql_compiler.py) have their own connections, planned once.
+        reads = await create_pool(
+            url,
+            min_size=1,
+            max_size=settings.pool_max_size,
+            statement_timeout_ms=settings.statement_timeout_ms,
+            acquire_timeout=settings.pool_acquire_timeout_seconds,
+            generic_plans=True,
+        )
         try:
             async with pool.acquire() as conn:
                 missing = await migrate.pending(conn)
@@ -193,6 +202,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
                     f"{len(missing)} migration(s) not applied; run `cdm db migrate` first"
                 )
             app.state.pool = pool
+            app.state.read_pool = reads
             app.state.settings = settings
             refusals = RefusalLimiter(
                 burst=settings.audit_refusals_burst,
@@ -217,7 +227,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
                 scorer.store.close()
                 await audit.close()
         finally:
-            await pool.close()
+            await asyncio.gather(pool.close(), reads.close())
 
     limits = QueryLimits(
         max_tokens=settings.query_max_tokens, max_fields=settings.query_max_fields,

@@ -21,8 +21,11 @@ from graphql import (
     GraphQLObjectType,
     GraphQLSchema,
     InlineFragmentNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    ValueNode,
     VariableNode,
     get_named_type,
     value_from_ast_untyped,
@@ -41,10 +44,23 @@ def query_cost(
     variables: dict[str, Any] | None,
 ) -> int:
     """The estimated cost of ``operation`` with ``variables`` (validated document)."""
+    return estimate_cost(schema, fragments, operation, variables)[0]
+
+
+def estimate_cost(
+    schema: GraphQLSchema,
+    fragments: dict[str, FragmentDefinitionNode],
+    operation: OperationDefinitionNode,
+    variables: dict[str, Any] | None,
+) -> tuple[int, bool]:
+    """The estimated cost of ``operation`` with ``variables``, and whether it is the same
+    for any variables (no page size or id list it counted came from one): then it may be
+    kept with the document."""
     root = schema.get_root_type(operation.operation)
     assert root is not None
     estimate = _Estimate(schema, fragments, variables or {})
-    return min(estimate.cost(root, operation.selection_set, frozenset()), _MOST)
+    cost = min(estimate.cost(root, operation.selection_set, frozenset()), _MOST)
+    return cost, not estimate.read_variables
 
 
 def over_budget(cost: int, budget: int) -> GraphQLError | None:
@@ -69,6 +85,7 @@ class _Estimate:
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
+        self.read_variables = False
 
     def cost(
         self, parent: GraphQLNamedType, selection_set: SelectionSetNode, visiting: frozenset[str]
@@ -108,6 +125,7 @@ class _Estimate:
     def argument(self, node: FieldNode, name: str) -> Any:
         for argument in node.arguments or ():
             if argument.name.value == name:
+                self.read_variables = self.read_variables or _has_variable(argument.value)
                 if isinstance(argument.value, VariableNode):
                     return self.variables.get(argument.value.name.value)
                 return value_from_ast_untyped(argument.value, self.variables)
@@ -127,3 +145,13 @@ class _Estimate:
                 if isinstance(ids, list) and ids:
                     return len(ids)
         return 1
+
+
+def _has_variable(value: ValueNode) -> bool:
+    if isinstance(value, VariableNode):
+        return True
+    if isinstance(value, ListValueNode):
+        return any(_has_variable(v) for v in value.values)
+    if isinstance(value, ObjectValueNode):
+        return any(_has_variable(f.value) for f in value.fields)
+    return False

@@ -48,7 +48,7 @@ from api.auth import Authenticator
 from api.authorization import Authorization, apply_masks, authorize
 from api.compiled import CompiledQuery, compile_query
 from api.context import Context
-from api.cost import over_budget, query_cost
+from api.cost import estimate_cost, over_budget
 from api.errors import (
     format_error,
     internal_error,
@@ -158,7 +158,7 @@ def prepared_query(document: DocumentNode) -> str:
 class PreparedDocument:
     """A parsed and validated document, and its compiled operations (made on first use)."""
 
-    __slots__ = ("_authorized", "_compiled", "_sql", "document", "errors", "fragments")
+    __slots__ = ("_authorized", "_compiled", "_costs", "_sql", "document", "errors", "fragments")
 
     def __init__(self, document: DocumentNode | None, errors: list[GraphQLError]) -> None:
         self.document = document
@@ -169,6 +169,7 @@ class PreparedDocument:
         }  # fmt: skip
         self._compiled: dict[str | None, CompiledQuery | None] = {}
         self._sql: dict[tuple[str | None, Role], SqlQuery | str] = {}
+        self._costs: dict[str | None, int] = {}  # of operations whose cost no variable sets
         self._authorized: dict[tuple[str | None, Role], Authorization] = {}
 
     def authorization(
@@ -179,6 +180,19 @@ class PreparedDocument:
         found = self._authorized.get(key)
         if found is None:
             found = self._authorized[key] = authorize(schema, self.fragments, operation, role)
+        return found
+
+    def cost(
+        self, schema: GraphQLSchema, operation: OperationDefinitionNode,
+        variables: dict[str, Any] | None,
+    ) -> int:  # fmt: skip
+        """The operation's estimated cost with these variables (kept when none matter)."""
+        name = operation.name.value if operation.name else None
+        found = self._costs.get(name)
+        if found is None:
+            found, constant = estimate_cost(schema, self.fragments, operation, variables)
+            if constant:
+                self._costs[name] = found
         return found
 
     def sql(
@@ -345,9 +359,7 @@ class GraphQLEndpoint:
             )
             return self._reply(request_error(refusal, "FORBIDDEN"), media, status)
 
-        too_costly = over_budget(
-            query_cost(self._schema, prepared.fragments, operation, variables), self._max_cost
-        )
+        too_costly = over_budget(prepared.cost(self._schema, operation, variables), self._max_cost)
         if too_costly is not None:
             return self._reply({"errors": [format_error(too_costly)]}, media, request_status)
 
@@ -450,7 +462,9 @@ class GraphQLEndpoint:
                 masked, prepared_query(document),
             )  # fmt: skip
         else:
-            row = await context.db.fetchrow_composed(statement.sql, statement.params)
+            row = await context.db.fetchrow_composed(
+                statement.sql, statement.params, request.app.state.read_pool
+            )
         if statement.reads_customers:
             context.db.read_customers(row[1])
         _audit_reads(request.app.state, context, operation, authorization)

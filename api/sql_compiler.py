@@ -30,14 +30,17 @@ from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
+    GraphQLEnumType,
     GraphQLObjectType,
     GraphQLSchema,
     OperationDefinitionNode,
     OperationType,
     get_argument_values,
     get_named_type,
+    is_leaf_type,
 )
 from strawberry.types.arguments import convert_arguments
+from strawberry.utils.str_converters import to_camel_case
 
 from api.selection import Unsupported, collect_fields, uses_variables
 from cdm.settings import Settings
@@ -69,6 +72,16 @@ class Fallback(Exception):
         self.reason = reason
 
 
+class Fields(list["Sel"]):
+    """The fields selected on one object, and the SQL of their object once it is known to
+    bind nothing per request (made on first use, then reused: most of a statement's text)."""
+
+    def __init__(self, fields: list[Sel] | None = None) -> None:
+        super().__init__(fields or ())
+        self.static = all(f.static for f in self)
+        self.rendered: dict[tuple[str, str], str] = {}
+
+
 @dataclass(slots=True)
 class Sel:
     """One selected field, as compiled."""
@@ -77,9 +90,10 @@ class Sel:
     name: str
     attr: str  # the Python attribute name (the views of sql.json_read are keyed by it)
     type_name: str  # the field's named type
-    children: list[Sel] = field(default_factory=list)
+    children: Fields = field(default_factory=Fields)
     arguments: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     mask: MaskKind | None = None
+    static: bool = True  # renders the same SQL text for every request (binds nothing)
 
     def child(self, *path: str) -> Sel | None:
         """The first selected field along ``path`` of field names (through any alias)."""
@@ -141,6 +155,14 @@ _NESTED = {
     "Purchase": {"product"},
     "StoredScores": {"recommended_products"},
 }
+# Nested fields whose SQL binds no parameter (their rows are correlated to their owner's).
+_STATIC_NESTED = {
+    ("Customer", "identities"),
+    ("Customer", "consents"),
+    ("Customer", "purchase_summary"),
+    ("Purchase", "product"),
+    ("StoredScores", "recommended_products"),
+}
 _CONNECTION_FIELDS = {"nodes", "edges", "page_info", "total_count"}
 _PAGE_INFO = {"has_next_page", "has_previous_page", "start_cursor", "end_cursor"}
 
@@ -154,9 +176,9 @@ class _Compiler:
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
 
-    def selection(self, parent: GraphQLObjectType, node_set: Any) -> list[Sel]:
+    def selection(self, parent: GraphQLObjectType, node_set: Any) -> Fields:
         fields = collect_fields(parent, node_set, self.fragments)
-        return [self.field(parent, key, node) for key, node in fields.items()]
+        return Fields([self.field(parent, key, node) for key, node in fields.items()])
 
     def field(self, parent: GraphQLObjectType, key: str, node: FieldNode) -> Sel:
         name = node.name.value
@@ -179,10 +201,16 @@ class _Compiler:
             raise Unsupported(f"{coordinate} is not compiled to SQL")
         if definition.args:
             sel.arguments = self.arguments(definition, node, strawberry_field)
+            sel.static = False
         if node.selection_set is not None:
             if not isinstance(named, GraphQLObjectType):
                 raise Unsupported(f"abstract type {named.name}")
             sel.children = self.selection(named, node.selection_set)
+            sel.static = (
+                (parent.name, attr) in _STATIC_NESTED
+                and sel.arguments is None
+                and sel.children.static
+            )
         return sel
 
     @staticmethod
@@ -201,6 +229,8 @@ class _Compiler:
         """Converts the field's arguments, as its resolver would receive them."""
         scalars = self.strawberry.schema_converter.scalar_registry
         config = self.strawberry.config
+        names = {a.graphql_name or to_camel_case(a.python_name): a.python_name
+                 for a in strawberry_field.arguments}  # fmt: skip
 
         def convert(variables: Any) -> dict[str, Any]:
             raw = get_argument_values(definition, node, variables)
@@ -208,13 +238,25 @@ class _Compiler:
                 raw, strawberry_field.arguments, scalar_registry=scalars, config=config
             )
 
+        def rename(variables: Any) -> dict[str, Any]:
+            # Scalars come out of graphql-core as the resolver gets them (strawberry's own
+            # conversion, meant for input objects and enums, costs more than the rest).
+            raw = get_argument_values(definition, node, variables)
+            return {names[k]: v for k, v in raw.items()}
+
+        simple = all(
+            is_leaf_type(t) and not isinstance(t, GraphQLEnumType)
+            for t in (get_named_type(a.type) for a in definition.args.values())
+        )
+        chosen = rename if simple else convert
+
         if uses_variables(node):
-            return convert
+            return chosen
         literal: list[dict[str, Any]] = []  # converted on first use, then shared (read-only)
 
         def constant(variables: Any) -> dict[str, Any]:
             if not literal:
-                literal.append(convert(variables))
+                literal.append(chosen(variables))
             return literal[0]
 
         return constant
@@ -234,8 +276,17 @@ def _scalar(sel: Sel, view: dict[str, str], alias: str) -> str:
     return expression
 
 
-def _object(env: Env, sels: list[Sel], type_name: str, alias: str) -> str:
+def _object(env: Env, sels: Fields, type_name: str, alias: str) -> str:
     """The JSON object of a row of ``type_name`` aliased ``alias``."""
+    if sels.static:
+        found = sels.rendered.get((type_name, alias))
+        if found is None:
+            found = sels.rendered[(type_name, alias)] = _render_object(env, sels, type_name, alias)
+        return found
+    return _render_object(env, sels, type_name, alias)
+
+
+def _render_object(env: Env, sels: Fields, type_name: str, alias: str) -> str:
     view = _SCALARS.get(type_name, {})
     pairs = []
     for sel in sels:
@@ -251,12 +302,12 @@ def _object(env: Env, sels: list[Sel], type_name: str, alias: str) -> str:
 
 def _connection(
     env: Env, sel: Sel, page: j.Page, node_type: str, count: Callable[[], str],
-    has_previous: bool,
+    has_previous: bool, joins: str = "",
 ) -> str:  # fmt: skip
     """A connection object over ``page``: nodes, edges, pageInfo, totalCount as selected."""
     alias = page.alias
 
-    def node(sels: list[Sel]) -> str:
+    def node(sels: Fields) -> str:
         return _object(env, sels, node_type, alias)
 
     pairs = []
@@ -287,7 +338,7 @@ def _connection(
         or (part.attr == "page_info" and any(p.attr != "has_previous_page" for p in part.children))
         for part in sel.children
     )
-    return page.select(j.json_object(pairs), rows)
+    return page.select(j.json_object(pairs), rows, joins)
 
 
 def _cursor(page: j.Page) -> str:
@@ -361,13 +412,11 @@ def _customers_root(env: Env, sel: Sel, _alias: str) -> str:
     after = _after(args.get("after"), order.key, 2)
     st = env.st
     page_sql, page_args = customer_page_statement(flt, order, after, first + 1)
+    assert page_args[-1] == first + 1  # its LIMIT, written in (see sql.json_read.integer)
     direction = "DESC" if order.direction is SortDirection.DESC else "ASC"
-    rows = env.cte(
-        j.numbered(
-            st.embed(page_sql, page_args), "c", f"c.sort_value {direction}, c.id {direction}"
-        )
-    )
-    first_param = st.bind(first, "int")
+    page_rows = st.embed(page_sql, [*page_args[:-1], j.integer(first + 1)])
+    rows = env.cte(j.numbered(page_rows, "c", f"c.sort_value {direction}, c.id {direction}"))
+    first_param = j.integer(first).sql
     env.read_ids.append(j.ids(rows, first_param))
     sort = _CUSTOMER_CURSOR.get(order.field)
 
@@ -406,12 +455,13 @@ def _products_root(env: Env, sel: Sel, _alias: str) -> str:
     category = args.get("category")
     st = env.st
     after_id = after[0] if after else None
-    rows = j.numbered(st.named("products_page", category, like, after_id, first + 1), "pr", "pr.id")
+    rows = st.named("products_page", category, like, after_id, j.integer(first + 1))
+    rows = j.numbered(rows, "pr", "pr.id")
 
     def cursor() -> str:
         return j.cursor(st.bind(j.json_text(PRODUCT_ORDERING), "text"), ("i", "pr.id::text"))
 
-    page = j.Page(f"({rows})", "pr", st.bind(first, "int"), cursor)
+    page = j.Page(f"({rows})", "pr", j.integer(first).sql, cursor)
 
     def count() -> str:
         return f"({st.named('products_count', category, like)})"
@@ -473,14 +523,7 @@ def _window(env: Env, sel: Sel, ordering: str, kinds: bool = False) -> tuple[Tim
 def _purchases(env: Env, sel: Sel, c: str) -> str:
     window, first = _window(env, sel, "purchases")
     st = env.st
-    owner = j.Raw(f"ARRAY[{c}.id]")
-    after_at, after_id = window.after or (None, None)
     with_products = sel.selects("nodes", "product") or sel.selects("edges", "node", "product")
-    rows = st.named(
-        "purchases_page_by_customer_ids", owner, window.since, window.until, after_at, after_id,
-        first + 1, with_products,
-    )  # fmt: skip
-    order = "p.purchased_at DESC, p.id DESC"
 
     def cursor() -> str:
         return j.cursor(
@@ -488,42 +531,27 @@ def _purchases(env: Env, sel: Sel, c: str) -> str:
             ("t", "cdm_json_time(p.purchased_at)"), ("i", "p.id::text"),
         )  # fmt: skip
 
-    page = j.Page(f"({j.numbered(rows, 'p', order)})", "p", st.bind(first, "int"), cursor)
+    rows = j.PURCHASES.page(st, c, first + 1, window)
+    page = j.Page(rows, "p", j.integer(first).sql, cursor)
 
     def count() -> str:
         if window.bounded:
-            counts = st.named("purchase_counts_by_customer_ids", owner, window.since, window.until)
-            return j.scalar(counts, "n")
+            return j.PURCHASES.count(st, c, window)
         return j.PURCHASES_UNBOUNDED_COUNT.format(customer=c)
 
-    return _connection(env, sel, page, "Purchase", count, window.after is not None)
+    joins = j.PURCHASED_PRODUCT_JOIN if with_products else ""
+    return _connection(env, sel, page, "Purchase", count, window.after is not None, joins)
 
 
-def _purchased_product(env: Env, sel: Sel, p: str) -> str:
-    obj = _object_of_view(env, sel.children, "Product", j.PURCHASED_PRODUCT, p)
-    return f"(CASE WHEN {p}.sku IS NULL THEN NULL ELSE {obj} END)"
-
-
-def _object_of_view(
-    env: Env, sels: list[Sel], type_name: str, view: dict[str, str], alias: str
-) -> str:
-    pairs = [
-        (s.key, _typename(type_name) if s.name == "__typename" else _scalar(s, view, alias))
-        for s in sels
-    ]
-    return j.json_object(pairs)
+def _purchased_product(env: Env, sel: Sel, _p: str) -> str:
+    obj = _object(env, sel.children, "Product", "pr")
+    return f"(CASE WHEN pr.id IS NULL THEN NULL ELSE {obj} END)"
 
 
 def _interactions(env: Env, sel: Sel, c: str) -> str:
     window, first = _window(env, sel, "interactions", kinds=True)
     st = env.st
-    owner = j.Raw(f"ARRAY[{c}.id]")
-    after_at, after_id = window.after or (None, None)
     kinds = list(window.kinds) if window.kinds is not None else None
-    rows = st.named(
-        "interactions_page_by_customer_ids", owner, window.since, window.until, after_at,
-        after_id, first + 1, kinds,
-    )  # fmt: skip
 
     def cursor() -> str:
         return j.cursor(
@@ -531,16 +559,12 @@ def _interactions(env: Env, sel: Sel, c: str) -> str:
             ("t", "cdm_json_time(i.occurred_at)"), ("i", "i.id::text"),
         )  # fmt: skip
 
-    order = "i.occurred_at DESC, i.id DESC"
-    page = j.Page(f"({j.numbered(rows, 'i', order)})", "i", st.bind(first, "int"), cursor)
-
-    def count() -> str:
-        counts = st.named(
-            "interaction_counts_by_customer_ids", owner, window.since, window.until, kinds
-        )
-        return j.scalar(counts, "n")
-
-    return _connection(env, sel, page, "Interaction", count, window.after is not None)
+    rows = j.INTERACTIONS.page(st, c, first + 1, window, kinds)
+    page = j.Page(rows, "i", j.integer(first).sql, cursor)
+    return _connection(
+        env, sel, page, "Interaction", lambda: j.INTERACTIONS.count(st, c, window, kinds),
+        window.after is not None,
+    )  # fmt: skip
 
 
 _NESTED_RENDERERS: dict[tuple[str, str], Callable[[Env, Sel, str], str]] = {

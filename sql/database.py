@@ -89,6 +89,7 @@ class BoundedPool(asyncpg.Pool):
 async def create_pool(
     url: str, *, min_size: int = 2, max_size: int = 10, statement_timeout_ms: int = 15_000,
     acquire_timeout: float | None = None, close_timeout: float | None = 5.0,
+    generic_plans: bool = False,
 ) -> BoundedPool:  # fmt: skip
     """A pool whose sessions run in UTC, with jsonb mapped to Python values.
 
@@ -97,7 +98,14 @@ async def create_pool(
     Waiting for a connection is bounded by ``acquire_timeout`` (None: unbounded) and closing
     by ``close_timeout``; see ``BoundedPool``. Connections the server dropped (a restart) are
     discarded and replaced by asyncpg on their next use, so the pool recovers by itself.
+
+    ``generic_plans``: plan each prepared statement once (the compiled reads: one large
+    statement per query shape, whose planning costs more than running it for one customer,
+    and which PostgreSQL's own choice kept re-planning on every execution).
     """
+    settings = {**_SESSION, "statement_timeout": str(statement_timeout_ms)}
+    if generic_plans:
+        settings["plan_cache_mode"] = "force_generic_plan"
     pool = BoundedPool(
         url,
         acquire_timeout=acquire_timeout,
@@ -111,7 +119,7 @@ async def create_pool(
         loop=None,
         connection_class=asyncpg.Connection,
         record_class=asyncpg.Record,
-        server_settings={**_SESSION, "statement_timeout": str(statement_timeout_ms)},
+        server_settings=settings,
         command_timeout=None,
     )
     await pool

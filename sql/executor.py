@@ -54,10 +54,14 @@ class Database:
         self.statements += 1
         return await self._target.fetch(sql, *args)
 
-    async def fetchrow_composed(self, sql: str, args: Sequence[object]) -> asyncpg.Record:
-        """The one row of a statement composed from fixed fragments in ``sql/``."""
+    async def fetchrow_composed(
+        self, sql: str, args: Sequence[object], pool: asyncpg.Pool | None = None
+    ) -> asyncpg.Record:
+        """The one row of a statement composed from fixed fragments in ``sql/`` (on ``pool``
+        rather than this request's, unless a transaction is bound)."""
         self.statements += 1
-        return await self._target.fetchrow(sql, *args)
+        target = self._conn if self._conn is not None else (pool or self.pool)
+        return await target.fetchrow(sql, *args)
 
     async def fetchval_composed(self, sql: str, args: Sequence[object]) -> object:
         """First value of a statement composed from fixed fragments in ``sql/``."""

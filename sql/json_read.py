@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from domain.access import MaskKind
+from domain.customer_queries import TimeWindow as Window
 from sql.queries import query
 
 _NAME = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
@@ -94,6 +95,15 @@ def _named(name: str) -> tuple[list[str], list[int]]:
     return _split("\n".join(lines).rstrip().rstrip(";"))
 
 
+def integer(value: int) -> Raw:
+    """A page size written into the statement rather than bound: under a generic plan a
+    bound LIMIT is planned as if it might be large (a page of 50 newest customers became a
+    sort of all of them). Only Python ints, checked against the page-size cap, get here."""
+    if type(value) is not int:
+        raise TypeError(f"not an int: {value!r}")
+    return Raw(str(value))
+
+
 def key(name: str) -> str:
     """A response key as a SQL string literal (refusing anything but a GraphQL name)."""
     if not _NAME.match(name):
@@ -160,13 +170,6 @@ PRODUCT = {
     "price": "{a}.price::text",
     "currency": "{a}.currency",
     "created_at": TIME.format("{a}.created_at"),
-}
-# The product columns that purchases_page_by_customer_ids brings along with each line.
-PURCHASED_PRODUCT = {
-    **PRODUCT,
-    "id": "{a}.product_id::text",
-    "currency": "{a}.product_currency",
-    "created_at": TIME.format("{a}.product_created_at"),
 }
 IDENTITY = {
     "kind": "upper({a}.kind)",  # the GraphQL enum's member name
@@ -276,6 +279,59 @@ def json_list(obj: str, rows: str, alias: str, order: str) -> str:
     return f"(SELECT coalesce(json_agg({obj} ORDER BY {order}), '[]'::json) FROM ({rows}) {alias})"
 
 
+@dataclass(frozen=True, slots=True)
+class History:
+    """A customer's history table, newest first: purchases or interactions."""
+
+    table: str
+    alias: str
+    time: str  # the column the history is ordered by (then id), newest first
+
+    def page(
+        self, st: Statement, customer: str, limit: int, window: Window,
+        kinds: list[str] | None = None,
+    ) -> str:  # fmt: skip
+        """The numbered rows of one page (``limit`` rows at most) of the customer aliased
+        ``customer``: only the conditions the window sets, so each combination is planned for
+        the (customer_id, time DESC, id DESC) index, with no guard on absent parameters."""
+        a, t = self.alias, f"{self.alias}.{self.time}"
+        where = self._where(st, customer, window, kinds)
+        if window.after is not None:
+            at, last = window.after
+            where += (
+                f" AND ({t}, {a}.id) < ({st.bind(at, 'timestamptz')}, {st.bind(last, 'bigint')})"
+            )
+        order = f"{t} DESC, {a}.id DESC"
+        rows = (
+            f"SELECT * FROM {self.table} {a} WHERE {where}"
+            f" ORDER BY {order} LIMIT {integer(limit).sql}"
+        )
+        return f"({numbered(rows, a, order)})"
+
+    def count(
+        self, st: Statement, customer: str, window: Window, kinds: list[str] | None = None
+    ) -> str:
+        """How many rows of the customer's history the window holds (any page)."""
+        where = self._where(st, customer, window, kinds)
+        return f"(SELECT count(*) FROM {self.table} {self.alias} WHERE {where})"
+
+    def _where(self, st: Statement, customer: str, window: Window, kinds: list[str] | None) -> str:
+        a, t = self.alias, f"{self.alias}.{self.time}"
+        where = f"{a}.customer_id = {customer}.id"
+        if window.since is not None:
+            where += f" AND {t} >= {st.bind(window.since, 'timestamptz')}"
+        if window.until is not None:
+            where += f" AND {t} < {st.bind(window.until, 'timestamptz')}"
+        if kinds is not None:
+            where += f" AND {a}.kind = ANY ({st.bind(kinds, 'text[]')})"
+        return where
+
+
+PURCHASES = History("purchases", "p", "purchased_at")
+INTERACTIONS = History("interactions", "i", "occurred_at")
+PURCHASED_PRODUCT_JOIN = " LEFT JOIN products pr ON pr.id = p.product_id"
+
+
 def one(obj: str, rows: str, alias: str) -> str:
     """``obj`` over the row of ``rows`` (a parenthesized query or a CTE's name); null if none."""
     return f"(SELECT {obj} FROM {rows} {alias})"
@@ -338,13 +394,13 @@ class Page:
             f" FILTER (WHERE {self.alias}.n <= {self.first}))[1]"
         )
 
-    def select(self, obj: str, rows: bool) -> str:
-        """One row: ``obj``, made of this page's aggregates over its rows (``rows``) or of
-        nothing from them (a total count alone reads no page)."""
+    def select(self, obj: str, rows: bool, joins: str = "") -> str:
+        """One row: ``obj``, made of this page's aggregates over its rows (``rows``) and what
+        ``joins`` adds to them, or of nothing from them (a total count alone reads no page)."""
         if not rows:
             return f"(SELECT {obj})"
         # GROUP BY (): one row even when the page is empty and nothing else aggregates.
-        return f"(SELECT {obj} FROM {self.rows} {self.alias} GROUP BY ())"
+        return f"(SELECT {obj} FROM {self.rows} {self.alias}{joins} GROUP BY ())"
 
 
 def cursor(prefix: str, *values: tuple[str, str]) -> str:

@@ -44,6 +44,15 @@ async def test_queries_over_the_cost_budget_are_refused_before_running(db, datab
         assert body["errors"][0]["extensions"]["cost"] == 1031
         assert "the limit is 1,000" in body["errors"][0]["message"]
         assert data(await gql(http, NESTED, {"n": 5}))["customers"]["nodes"] == []
+        # A cost that variables set is never kept with the document: n=10 is refused again.
+        body = await gql(http, NESTED, {"n": 10}, expect_status=400)
+        assert body["errors"][0]["extensions"]["cost"] == 1031
+        literal = (
+            "{ customers(first: 11) { nodes { id purchases(first: 50) { nodes { amount } } } } }"
+        )
+        for _ in range(2):  # kept with the document after the first time, and still refused
+            body = await gql(http, literal, expect_status=400)
+            assert body["errors"][0]["extensions"]["cost"] == 1 + 11 * (1 + 1 + 1 + 50 * 2)
 
 
 def test_a_token_bucket_allows_bursts_then_the_rate():

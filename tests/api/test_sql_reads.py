@@ -146,3 +146,21 @@ async def test_fallbacks_are_counted_with_their_reason(client, shop):
     assert metrics.status_code == 200
     assert 'cdm_graphql_sql_fallbacks_total{reason="a cursor to refuse"}' in metrics.text
     assert 'cdm_graphql_queries_total{path="sql"}' in metrics.text
+
+
+async def test_served_without_the_parity_check_the_answers_are_the_same(
+    shop, database_url, settings
+):
+    """Production serves from its own generically planned pool, with no comparison."""
+    plain = settings.model_copy(update={"verify_sql_reads": False})
+    bodies = []
+    for each in (settings, plain):
+        async with serving(database_url, each) as http:
+            for query, variables in ((W1, {"id": str(shop[2])}), (W2, None), (W3, None)):
+                response = await http.post(
+                    "/graphql", json={"query": query, "variables": variables}
+                )
+                assert response.headers["X-SQL-Statements"] == "1"
+                bodies.append(response.json())
+    assert bodies[:3] == bodies[3:]
+    assert all("errors" not in b for b in bodies)
