@@ -441,6 +441,17 @@ class GraphQLEndpoint:
         except Fallback as why:
             READS.fall_back(name, why.reason)
             return None
+
+        async def complete(text: str) -> bytes | None:
+            """The statement's JSON with the fields Python answers filled in (None: fall back)."""
+            if not plan.answers_in_python:
+                return text.encode()
+            data = orjson.loads(text)
+            if not await plan.fill(data, context, variables):
+                READS.fall_back(name, "a field answered by Python failed")
+                return None
+            return orjson.dumps(data)
+
         if settings.verify_sql_reads:
             assert prepared.document is not None
             document = prepared.document
@@ -457,14 +468,21 @@ class GraphQLEndpoint:
                     apply_masks(data, authorization.masks)
                 return data
 
-            row = await parity.answer_checked(
+            checked = await parity.answer_checked(
                 request.app.state.pool, context, statement.sql, statement.params, reference,
-                masked, prepared_query(document),
+                masked, prepared_query(document), complete,
             )  # fmt: skip
+            if checked is None:
+                return None
+            data, row = checked
         else:
             row = await context.db.fetchrow_composed(
                 statement.sql, statement.params, request.app.state.read_pool
             )
+            answer = await complete(row[0])
+            if answer is None:
+                return None
+            data = answer
         if statement.reads_customers:
             context.db.read_customers(row[1])
         _audit_reads(request.app.state, context, operation, authorization)
@@ -472,7 +490,7 @@ class GraphQLEndpoint:
         headers = {**_NO_CACHE}
         if settings.expose_statement_count:
             headers["X-SQL-Statements"] = str(context.db.statements)
-        body = b'{"data":' + row[0].encode() + b"}"
+        body = b'{"data":' + data + b"}"
         return Response(body, status_code=200, media_type=media, headers=headers)
 
     async def _params(

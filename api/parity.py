@@ -63,9 +63,11 @@ async def answer_checked(
     pool: asyncpg.Pool, context: Context, sql: str, params: list[object],
     reference: Callable[[Context], Awaitable[ExecutionResult]],
     masked: Callable[[Any], Any], query: str,
-) -> asyncpg.Record:  # fmt: skip
-    """The SQL path's row, after checking graphql-core answers the same on its snapshot
-    (``reference`` executes the query in a context; ``masked`` masks its data for the role)."""
+    complete: Callable[[str], Awaitable[bytes | None]],
+) -> tuple[bytes, asyncpg.Record] | None:  # fmt: skip
+    """The SQL path's data (the row's JSON as ``complete`` finishes it: None to fall back)
+    and row, after checking graphql-core answers the same on its snapshot (``reference``
+    executes the query in a context; ``masked`` masks its data for the role)."""
     conn: asyncpg.Connection
     async with (
         pool.acquire() as conn,
@@ -75,13 +77,16 @@ async def answer_checked(
         try:
             context.db.bind(shared)  # type: ignore[arg-type]
             row = await context.db.fetchrow_composed(sql, params)
+            answer = await complete(row[0])
+            if answer is None:
+                return None
             other = Context.for_request(pool, context.settings, context.scorer, context.caller)
             other.db.bind(shared)  # type: ignore[arg-type]
             result = await reference(other)
         finally:
             context.db.bind(None)
             await shared.close()
-    data = orjson.loads(row[0])
+    data = orjson.loads(answer)
     expected = masked(result.data)
     if result.errors or data != expected:
         problem = (
@@ -91,4 +96,4 @@ async def answer_checked(
         _log.error(problem)
         MISMATCHES.append(problem)
         raise ParityMismatch(problem)
-    return row
+    return answer, row

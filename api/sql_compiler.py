@@ -22,6 +22,7 @@ test suite sends.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,8 @@ from graphql import (
 from strawberry.types.arguments import convert_arguments
 from strawberry.utils.str_converters import to_camel_case
 
+from api.context import Context
+from api.python_fields import HIDDEN_ID, PYTHON_CUSTOMER_FIELDS, PythonFields
 from api.selection import Unsupported, collect_fields, uses_variables
 from cdm.settings import Settings
 from domain.access import PERSONAL_FIELDS, Access, MaskKind, Role, access
@@ -61,6 +64,7 @@ from sql import json_read as j
 from sql.customer_list import customer_count_statement, customer_page_statement
 
 _STRAWBERRY_FIELD = "strawberry-definition"
+_log = logging.getLogger("cdm.api.sql")
 PRODUCT_ORDERING = "products:id"  # sql.repositories.PRODUCT_ORDERING, the same cursors
 
 
@@ -80,6 +84,8 @@ class Fields(list["Sel"]):
         super().__init__(fields or ())
         self.static = all(f.static for f in self)
         self.rendered: dict[tuple[str, str], str] = {}
+        self.python = [f for f in self if f.node is not None]  # answered after the SQL
+        self.merge: PythonFields | None = None
 
 
 @dataclass(slots=True)
@@ -94,6 +100,7 @@ class Sel:
     arguments: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     mask: MaskKind | None = None
     static: bool = True  # renders the same SQL text for every request (binds nothing)
+    node: FieldNode | None = None  # set for a field Python answers (api/python_fields.py)
 
     def child(self, *path: str) -> Sel | None:
         """The first selected field along ``path`` of field names (through any alias)."""
@@ -168,8 +175,12 @@ _PAGE_INFO = {"has_next_page", "has_previous_page", "start_cursor", "end_cursor"
 
 
 class _Compiler:
-    def __init__(self, schema: GraphQLSchema, document: DocumentNode, role: Role) -> None:
+    def __init__(
+        self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode,
+        role: Role,
+    ) -> None:  # fmt: skip
         self.schema = schema
+        self.operation = operation
         self.role = role
         self.strawberry = schema._strawberry_schema  # type: ignore[attr-defined]
         self.fragments: dict[str, FragmentDefinitionNode] = {
@@ -178,7 +189,13 @@ class _Compiler:
 
     def selection(self, parent: GraphQLObjectType, node_set: Any) -> Fields:
         fields = collect_fields(parent, node_set, self.fragments)
-        return Fields([self.field(parent, key, node) for key, node in fields.items()])
+        selected = Fields([self.field(parent, key, node) for key, node in fields.items()])
+        if selected.python:
+            selected.merge = PythonFields(
+                self.schema, self.operation, [f.node for f in selected.python if f.node],
+                [f.key for f in selected.python],
+            )  # fmt: skip
+        return selected
 
     def field(self, parent: GraphQLObjectType, key: str, node: FieldNode) -> Sel:
         name = node.name.value
@@ -191,6 +208,9 @@ class _Compiler:
         attr = strawberry_field.python_name if strawberry_field is not None else name
         named = get_named_type(definition.type)
         sel = Sel(key, name, attr, named.name)
+        if parent.name == "Customer" and attr in PYTHON_CUSTOMER_FIELDS:
+            sel.node = node  # a null in the SQL, filled in afterwards
+            return sel
         coordinate = f"{parent.name}.{name}"
         verdict = access(self.role, coordinate)
         if verdict is Access.DENY:
@@ -290,13 +310,17 @@ def _render_object(env: Env, sels: Fields, type_name: str, alias: str) -> str:
     view = _SCALARS.get(type_name, {})
     pairs = []
     for sel in sels:
-        if sel.name == "__typename":
+        if sel.node is not None:
+            value = "NULL"  # its place in the object; Python fills it in
+        elif sel.name == "__typename":
             value = _typename(type_name)
         elif sel.attr in view:
             value = _scalar(sel, view, alias)
         else:
             value = _NESTED_RENDERERS[(type_name, sel.attr)](env, sel, alias)
         pairs.append((sel.key, value))
+    if sels.python:
+        return j.json_object(pairs, hidden=(HIDDEN_ID, f"{alias}.id::text"))
     return j.json_object(pairs)
 
 
@@ -608,11 +632,28 @@ class SqlQuery:
             raise Unsupported("operation directives")
         query_type = schema.query_type
         assert query_type is not None
-        self.roots = _Compiler(schema, document, role).selection(
+        self.roots = _Compiler(schema, document, operation, role).selection(
             query_type, operation.selection_set
         )
         self.track_reads = track_reads
         self.machine_client = role is Role.PERSONALIZATION
+
+    @property
+    def answers_in_python(self) -> bool:
+        """Whether some fields are filled in by Python after the statement."""
+        return _has_python(self.roots)
+
+    async def fill(
+        self, data: dict[str, Any], context: Context, variables: dict[str, Any] | None
+    ) -> bool:
+        """Fill in the fields Python answers; False when graphql-core must answer instead."""
+        found: dict[int, tuple[Fields, list[dict[str, Any]]]] = {}
+        _collect(self.roots, data, found)
+        for fields, objects in found.values():
+            assert fields.merge is not None
+            if not await fields.merge.fill(objects, context, variables):
+                return False
+        return True
 
     def render(self, variables: Any, settings: Settings) -> Rendered:
         """The statement for these (coerced) variables; Fallback when Python must answer."""
@@ -627,6 +668,27 @@ class SqlQuery:
         return Rendered(sql, params, reads)
 
 
+def _has_python(fields: Fields) -> bool:
+    return bool(fields.python) or any(_has_python(f.children) for f in fields)
+
+
+def _collect(
+    fields: Fields, value: Any, found: dict[int, tuple[Fields, list[dict[str, Any]]]]
+) -> None:
+    """The objects of ``value`` (the JSON of ``fields``) that carry Python-answered fields."""
+    if isinstance(value, list):
+        for item in value:
+            _collect(fields, item, found)
+        return
+    if not isinstance(value, dict):
+        return
+    if fields.python:
+        found.setdefault(id(fields), (fields, []))[1].append(value)
+    for sel in fields:
+        if sel.children:
+            _collect(sel.children, value.get(sel.key), found)
+
+
 def compile_sql(
     schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode, role: Role,
     *, track_reads: bool,
@@ -636,3 +698,6 @@ def compile_sql(
         return SqlQuery(schema, document, operation, role, track_reads=track_reads)
     except (Unsupported, ValueError) as why:
         return str(why)
+    except Exception:  # our bug: the Python paths still answer; the log and metric show it
+        _log.exception("the SQL compiler failed on an operation; the Python paths answer it")
+        return "compiler error (logged)"

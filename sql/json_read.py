@@ -111,11 +111,15 @@ def key(name: str) -> str:
     return f"'{name}'"
 
 
-def json_object(pairs: Sequence[tuple[str, str]]) -> str:
-    """``json_build_object`` of (response key, SQL expression) pairs, in order."""
-    if len(pairs) > MAX_KEYS:
+def json_object(pairs: Sequence[tuple[str, str]], hidden: tuple[str, str] | None = None) -> str:
+    """``json_build_object`` of (response key, SQL expression) pairs, in order; ``hidden`` is
+    one more pair whose key is ours (not a GraphQL name), taken out before answering."""
+    if len(pairs) + (hidden is not None) > MAX_KEYS:
         raise ValueError(f"more than {MAX_KEYS} keys in one object")
-    return "json_build_object(" + ", ".join(f"{key(k)}, {v}" for k, v in pairs) + ")"
+    items = [f"{key(k)}, {v}" for k, v in pairs]
+    if hidden is not None:
+        items.append(f"'{hidden[0]}', {hidden[1]}")
+    return "json_build_object(" + ", ".join(items) + ")"
 
 
 def json_text(value: str) -> str:

@@ -24,7 +24,7 @@ from tests.factories import (
     add_purchase,
     days,
 )
-from tests.http_client import data, gql
+from tests.http_client import data, error_codes, gql
 
 W1 = """query W1($id: ID!) { customer(id: $id) { id firstName lastName email country
   purchases(first: 10) { nodes { id amount currency purchasedAt quantity
@@ -133,14 +133,20 @@ async def test_masked_values_never_leave_the_database_in_clear(db, database_url,
 
 async def test_fallbacks_are_counted_with_their_reason(client, shop):
     before = READS.fallbacks.copy()
-    scores = "query($id: ID!) { customer(id: $id) { id churnRisk { probability } } }"
-    await client.post("/graphql", json={"query": scores, "variables": {"id": str(shop[0])}})
-    assert READS.fallbacks - before == {"Customer.churnRisk is not compiled to SQL": 1}
+    governance = "{ storedScoresSummary { customers } }"
+    data(await gql(client, governance))
+    assert READS.fallbacks - before == {"Query.storedScoresSummary is not compiled to SQL": 1}
     bad = """{ customers(first: 2, after: "not-a-cursor") { nodes { id } } }"""
     body = await gql(client, bad)
     assert body["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"  # worded by Python
+    # No model trained: churnRisk answers null with MODEL_NOT_TRAINED, which graphql-core words.
+    scores = "query($id: ID!) { customer(id: $id) { id churnRisk { probability } } }"
+    body = await gql(client, scores, {"id": str(shop[0])})
+    assert body["data"] == {"customer": {"id": str(shop[0]), "churnRisk": None}}
+    assert error_codes(body) == ["MODEL_NOT_TRAINED"]
     assert READS.fallbacks - before == {
-        "Customer.churnRisk is not compiled to SQL": 1, "a cursor to refuse": 1
+        "Query.storedScoresSummary is not compiled to SQL": 1, "a cursor to refuse": 1,
+        "a field answered by Python failed": 1,
     }  # fmt: skip
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
@@ -164,3 +170,30 @@ async def test_served_without_the_parity_check_the_answers_are_the_same(
                 bodies.append(response.json())
     assert bodies[:3] == bodies[3:]
     assert all("errors" not in b for b in bodies)
+
+
+async def test_fields_python_answers_are_merged_into_the_statements_json(client, db, shop):
+    """Field sources (and model scores, RFM, lifetime value) are resolved after the SQL for
+    all the page's customers at once, and land at their place in each object."""
+    await db.execute(
+        """UPDATE customers SET field_sources = jsonb_build_object('email',
+               jsonb_build_object('source', 'crm', 'at', '2025-01-02T00:00:00+00:00'))
+            WHERE id = $1""",
+        shop[1],
+    )
+    before = READS.answered.copy(), READS.fallbacks.copy()
+    query = """query($n: Int!) { customers(first: $n) { nodes { id
+        sources: fieldSources { field source at } email rfm { code } } } }"""
+    response = await client.post("/graphql", json={"query": query, "variables": {"n": 4}})
+    nodes = response.json()["data"]["customers"]["nodes"]
+    assert [list(n) for n in nodes] == [["id", "sources", "email", "rfm"]] * 4  # in place
+    by_id = {n["id"]: n for n in nodes}
+    assert by_id[str(shop[1])]["sources"] == [
+        {"field": "email", "source": "crm", "at": "2025-01-02T00:00:00+00:00"}
+    ]
+    assert by_id[str(shop[0])]["sources"] == []
+    assert all(n["rfm"] is None for n in nodes)  # no `cdm rfm` snapshot yet
+    assert READS.answered - before[0] == {"sql": 1}
+    assert READS.fallbacks - before[1] == {}
+    # The page's statement, then one batch for the Python fields (customers by id).
+    assert int(response.headers["X-SQL-Statements"]) <= 3
