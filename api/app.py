@@ -203,6 +203,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
                 )
             app.state.pool = pool
             app.state.read_pool = reads
+            app.state.database_url = url
             app.state.settings = settings
             refusals = RefusalLimiter(
                 burst=settings.audit_refusals_burst,

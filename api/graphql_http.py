@@ -468,9 +468,10 @@ class GraphQLEndpoint:
                     apply_masks(data, authorization.masks)
                 return data
 
+            state = request.app.state
             checked = await parity.answer_checked(
-                request.app.state.pool, context, statement.sql, statement.params, reference,
-                masked, prepared_query(document), complete,
+                state.pool, state.database_url, context, statement.sql, statement.params,
+                reference, masked, prepared_query(document), complete,
             )  # fmt: skip
             if checked is None:
                 return None

@@ -19,6 +19,7 @@ import orjson
 from graphql import ExecutionResult
 
 from api.context import Context
+from sql.database import connect
 
 _log = logging.getLogger("cdm.api.parity")
 
@@ -60,7 +61,7 @@ class _Serialized:
 
 
 async def answer_checked(
-    pool: asyncpg.Pool, context: Context, sql: str, params: list[object],
+    pool: asyncpg.Pool, url: str, context: Context, sql: str, params: list[object],
     reference: Callable[[Context], Awaitable[ExecutionResult]],
     masked: Callable[[Any], Any], query: str,
     complete: Callable[[str], Awaitable[bytes | None]],
@@ -68,17 +69,18 @@ async def answer_checked(
     """The SQL path's data (the row's JSON as ``complete`` finishes it: None to fall back)
     and row, after checking graphql-core answers the same on its snapshot (``reference``
     executes the query in a context; ``masked`` masks its data for the role)."""
-    conn: asyncpg.Connection
-    async with (
-        pool.acquire() as conn,
-        conn.transaction(isolation="repeatable_read", readonly=True),
-    ):
+    # A connection of its own, closed after: after an error graphql-core cancels the sibling
+    # fields' tasks, possibly in the middle of a statement on it, so it must never be pooled.
+    conn = await connect(url)
+    try:
+        transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+        await transaction.start()
         shared = _Serialized(conn)
         try:
             context.db.bind(shared)  # type: ignore[arg-type]
             row = await context.db.fetchrow_composed(sql, params)
             answer = await complete(row[0])
-            if answer is None:
+            if answer is None:  # a Python field failed: its siblings may have been cancelled
                 return None
             other = Context.for_request(pool, context.settings, context.scorer, context.caller)
             other.db.bind(shared)  # type: ignore[arg-type]
@@ -86,6 +88,8 @@ async def answer_checked(
         finally:
             context.db.bind(None)
             await shared.close()
+    finally:
+        conn.terminate()  # read only: nothing to commit
     data = orjson.loads(answer)
     expected = masked(result.data)
     if result.errors or data != expected:
