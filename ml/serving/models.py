@@ -281,6 +281,8 @@ class ModelStore:
             self._asking = registry
             try:
                 for task in TASKS:
+                    if self._closed:  # shutting down: what is left is not asked
+                        return
                     self._refresh_task(registry, task)
                     if checked is not None:
                         checked.add(task)
@@ -295,6 +297,8 @@ class ModelStore:
         try:
             version = registry.alias_version(task)
         except Exception as exc:
+            if self._closed:  # the registry process was ended at shutdown: nothing failed
+                return
             self._registry_failed(task, f"registry unavailable ({_kind(exc)})")
             return
         self._remember(task, version)
@@ -318,6 +322,8 @@ class ModelStore:
             self._refuse(task, version, current, str(exc))
             return
         except Exception as exc:  # a download that failed: tried again at the next refresh
+            if self._closed:
+                return
             _log.warning("cannot load %s v%s: %s", task, version, exc)
             self._degrade(task, f"version {version} not loaded: {exc}")
             return

@@ -305,12 +305,13 @@ async def test_the_server_answers_while_its_models_load(
 
 def test_a_server_loads_its_champions_without_importing_mlflow(champions_dir, tmp_path):
     # A fresh interpreter, as a worker: the registry is asked (and the files downloaded) by a
-    # child process; the worker imports LightGBM to serve, never MLflow.
+    # child process; the worker imports LightGBM to serve (without the pandas and
+    # scikit-learn it would bring), never MLflow.
     data_dir = copy_store(champions_dir, tmp_path / "data")
     statement = LOAD_MODELS.format(data_dir=str(data_dir))
     probe = subprocess.run(
         [sys.executable, "-c", f"{statement}\nprint(sorted({{m.split('.')[0] for m in "
-         "sys.modules} & {'mlflow', 'lightgbm'}))"],
+         "sys.modules} & {'mlflow', 'lightgbm', 'pandas', 'sklearn'}))"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     statuses = json.loads(probe.stderr.strip().splitlines()[-1])
