@@ -146,8 +146,6 @@ def serve(
     """Serve the GraphQL API (GraphiQL at /graphql), applying pending migrations first."""
     import uvicorn
 
-    from api.app import create_app
-
     settings = settings_from_env(host=host, port=port, workers=workers)
     try:
         _check_port_free(settings.host, settings.port)
@@ -171,6 +169,8 @@ def serve(
     signal.signal(signal.SIGTERM, _exit_quietly)
     signal.signal(signal.SIGINT, _exit_quietly)
     if settings.workers == 1:
+        from api.app import create_app  # here only: workers import it themselves
+
         uvicorn.run(create_app(settings, url), **common)  # type: ignore[arg-type]
     else:
         # Workers are fresh processes: hand them the resolved URL (the embedded server stays

@@ -10,6 +10,8 @@ as a server worker starts.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +68,34 @@ def test_the_cli_imports_a_command_s_modules_only_when_it_runs() -> None:
         NOT_FOR_SERVE,
     )
     assert {"cdm.cli.segments", "pyarrow"} <= set(asked)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serve_with_workers_starts_them_without_importing_the_api(
+    database_url: str, tmp_path: Path
+) -> None:
+    # `cdm serve --workers 2` up to the moment it hands over to uvicorn (replaced here by a
+    # probe): the workers import the API themselves, the parent needs none of it.
+    probe = (
+        "import json, sys, uvicorn\n"
+        "def run(app, **options):\n"
+        "    loaded = {p for m in sys.modules for p in (m, m.split('.')[0])}\n"
+        f"    print(json.dumps([app, sorted(loaded & {set(NOT_FOR_SERVE)!r})]))\n"
+        "uvicorn.run = run\n"
+        "from cdm.cli.main import serve\n"
+        f"serve(host='127.0.0.1', port={free_port()}, workers=2)\n"
+    )
+    env = {**os.environ, "CDM_DATABASE_URL": database_url, "CDM_DATA_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+        check=True,
+    ).stdout  # fmt: skip
+    assert json.loads(out.splitlines()[-1]) == ["api.app:app_from_environment", []]
 
 
 LOAD_MODELS = """
