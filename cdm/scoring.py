@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cdm.settings import Settings
-from ml.registry import ModelRegistry
+from ml.registry import ModelRegistry, RegistryProcess
 from ml.serving.models import ModelStore
 from ml.serving.scoring import Scorer
 
@@ -18,6 +18,14 @@ def registry_for(settings: Settings, *, fail_fast: bool = False) -> ModelRegistr
 
 def build_scorer(settings: Settings) -> Scorer:
     """A scorer over the registry's champions, cached in ``<data dir>/models``; call
-    ``scorer.store.refresh()`` to load them."""
-    store = ModelStore(lambda: registry_for(settings, fail_fast=True), settings.data_dir / "models")
+    ``scorer.store.refresh()`` to load them. The registry is asked from a child process
+    (:class:`ml.registry.RegistryProcess`): the serving process never imports MLflow."""
+
+    def registry() -> RegistryProcess:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return RegistryProcess(
+            settings.tracking_uri, settings.data_dir / "mlartifacts", fail_fast=True
+        )
+
+    store = ModelStore(registry, settings.data_dir / "models")
     return Scorer(store, settings.risk_bands)

@@ -11,7 +11,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.oidc import parse_role_map
 from domain.predictions import RiskBands
 from domain.survivorship import Policy, Rule
-from ml.registry import default_tracking_uri
 
 
 class LogLevel(StrEnum):
@@ -203,6 +202,8 @@ class Settings(BaseSettings):
     @property
     def tracking_uri(self) -> str:
         """Where training runs and registered models live."""
+        from ml.registry import default_tracking_uri  # late: it brings NumPy, not needed here
+
         return self.mlflow_tracking_uri or default_tracking_uri(self.data_dir)
 
     @model_validator(mode="after")

@@ -9,6 +9,10 @@ champion on the *same* evaluation rows (and its own best baseline), or when a pe
 it with :meth:`ModelRegistry.promote`. Serving loads ``models:/<name>@champion``.
 
 MLflow is imported lazily: it is slow to import and only training and model loading need it.
+A server does not import it at all: :class:`RegistryProcess` asks the registry from a child
+process (``python -m ml.registry``), which ends when the questions do, so a worker neither
+spends the seconds MLflow takes to import next to its first requests nor keeps the ~190 MB
+it holds afterwards.
 """
 
 from __future__ import annotations
@@ -19,13 +23,19 @@ import json
 import logging
 import math
 import os
+import select
 import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -457,6 +467,181 @@ def _known_row(trained: TrainedTask) -> dict[str, object]:
     }
 
 
+class RemoteRegistryError(RegistryError):
+    """A call that failed in the registry process; ``kind`` names the exception it raised
+    there (``MlflowException``, ``ConnectionError``, ...), or what became of the process."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# The calls a RegistryProcess forwards: what a server asks of its registry.
+_REMOTE_CALLS = ("alias_version", "download")
+# Generous: the first answer includes importing MLflow (and creating an empty local store),
+# which takes tens of seconds on a busy machine. A hung registry is bounded by MLflow's own
+# HTTP timeout, and a caller with a budget stops waiting long before (and closes the process).
+_REMOTE_TIMEOUT = 600.0
+# Below the server's requests: loading models is background work.
+_REMOTE_NICENESS = 5
+
+
+class RegistryProcess:
+    """What a server asks of :class:`ModelRegistry` (:meth:`alias_version`, :meth:`download`),
+    asked from a child process that imports MLflow in its place.
+
+    The child starts at the first call and serves calls one at a time (JSON lines on its stdin
+    and stdout) until :meth:`close`: one MLflow import per refresh of the served models, none
+    in the server. A call the registry fails raises :class:`RemoteRegistryError`.
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str,
+        artifact_root: Path | None = None,
+        *,
+        fail_fast: bool = False,
+        timeout: float = _REMOTE_TIMEOUT,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.artifact_root = artifact_root
+        self.fail_fast = fail_fast
+        self.timeout = timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: IO[bytes] | None = None
+        self._buffer = b""
+        self._closed = False
+        self._calling = threading.Lock()  # one call at a time; close() waits for none
+
+    def alias_version(self, task: str, alias: str = CHAMPION) -> int | None:
+        """See :meth:`ModelRegistry.alias_version`."""
+        answer = self._call("alias_version", task, alias)
+        return None if answer is None else int(answer)
+
+    def download(self, task: str, version: int, destination: Path) -> dict[str, object]:
+        """See :meth:`ModelRegistry.download` (the child writes the files)."""
+        return self._call("download", task, version, str(destination))
+
+    def close(self) -> None:
+        """End the child process, at once (from any thread: a call waiting for it fails)."""
+        self._closed = True
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+        if self._calling.acquire(blocking=False):  # else the call in progress releases
+            try:
+                self._release()
+            finally:
+                self._calling.release()
+
+    def _release(self) -> None:
+        """Reap the child and close its pipes (by the thread that may read them)."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def _call(self, name: str, *args: object) -> Any:
+        with self._calling:
+            try:
+                process = self._started()
+                assert process.stdin is not None
+                try:
+                    process.stdin.write(json.dumps({"call": name, "args": args}).encode() + b"\n")
+                    process.stdin.flush()
+                    line = self._read_line(process)
+                except OSError as exc:  # the child died (or was closed) before it took the call
+                    raise self._ended(process, f"{exc.__class__.__name__}: {exc}") from None
+            finally:
+                if self._closed:
+                    self._release()
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RemoteRegistryError(answer["error"], answer["message"])
+        return answer["result"]
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        if self._closed:
+            raise RemoteRegistryError("Closed", "the registry process was closed")
+        if self._process is None:
+            command = [sys.executable, "-m", "ml.registry", "--serve", self.tracking_uri]
+            if self.artifact_root is not None:
+                command += ["--artifact-root", str(self.artifact_root)]
+            if self.fail_fast:
+                command.append("--fail-fast")
+            # A file, not a pipe: nobody reads it unless the child fails, and a full pipe
+            # would stall a child that narrates.
+            self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+            self._process = subprocess.Popen(  # noqa: S603 (our own module, our own interpreter)
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr
+            )
+        return self._process
+
+    def _read_line(self, process: subprocess.Popen[bytes]) -> bytes:
+        """The child's next line on stdout, within the timeout."""
+        assert process.stdout is not None
+        fd = process.stdout.fileno()
+        deadline = time.monotonic() + self.timeout
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._closed = True  # released on the way out of the call
+                raise RemoteRegistryError(
+                    "TimeoutError", f"the registry did not answer within {self.timeout:g} s"
+                )
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise self._ended(process, "it exited")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line
+
+    def _ended(self, process: subprocess.Popen[bytes], what: str) -> RemoteRegistryError:
+        """The error for a child that stopped answering: closed by us, or its last words."""
+        if self._closed:
+            return RemoteRegistryError("Closed", "the registry process was closed")
+        code = process.wait()
+        last = ""
+        if self._stderr is not None:
+            self._stderr.seek(0)
+            lines = self._stderr.read().decode(errors="replace").strip().splitlines()
+            last = f": {lines[-1]}" if lines else ""
+        return RemoteRegistryError("RegistryProcessFailed", f"{what} (exit {code}){last}")
+
+
+def _serve_calls(tracking_uri: str, artifact_root: Path | None, *, fail_fast: bool) -> None:
+    """The child's side of :class:`RegistryProcess`: answer calls until stdin ends."""
+    # Anything printed (by MLflow, its plugins) goes to stderr: stdout carries the answers.
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    registry: ModelRegistry | None = None
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            if request["call"] not in _REMOTE_CALLS:
+                raise RegistryError(f"no such call: {request['call']!r}")
+            if registry is None:  # in the try: a registry that cannot open fails each call
+                registry = ModelRegistry(tracking_uri, artifact_root, fail_fast=fail_fast)
+            args = list(request["args"])
+            if request["call"] == "download":
+                args[2] = Path(args[2])
+            answer: dict[str, object] = {"result": getattr(registry, request["call"])(*args)}
+        except Exception as exc:  # handed to the caller, who decides what it means
+            answer = {"error": exc.__class__.__name__, "message": str(exc)}
+        answers.write(json.dumps(answer) + "\n")
+        answers.flush()
+
+
 def _flat_params(plan: dict[str, object], params: dict[str, object]) -> dict[str, str]:
     flat = {f"plan.{k}": _text(v) for k, v in plan.items()}
     for key, value in params.items():
@@ -470,3 +655,15 @@ def _text(value: object) -> str:
     if isinstance(value, np.generic):
         value = value.item()
     return json.dumps(value, default=str)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Answer RegistryProcess calls on stdin.")
+    parser.add_argument("--serve", metavar="TRACKING_URI", required=True)
+    parser.add_argument("--artifact-root", type=Path)
+    parser.add_argument("--fail-fast", action="store_true")
+    options = parser.parse_args()
+    os.nice(_REMOTE_NICENESS)
+    _serve_calls(options.serve, options.artifact_root, fail_fast=options.fail_fast)

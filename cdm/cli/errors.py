@@ -12,12 +12,6 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from ingestion.readers import InputError
-from ml.registry import RegistryError
-from ml.training.errors import InsufficientData
-from sql.embedded import EmbeddedDatabaseError
-from sql.migrate import MigrationError
-
 T = TypeVar("T")
 err_console = Console(stderr=True)
 
@@ -34,6 +28,14 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def describe(exc: BaseException) -> str:
     """A person-readable line for an exception (no traceback, no SQL)."""
+    # Imported here, not at the top: every command imports this module, `cdm serve` too,
+    # and ml.registry brings NumPy (the exception was raised: its module is loaded anyway).
+    from ingestion.readers import InputError
+    from ml.registry import RegistryError
+    from ml.training.errors import InsufficientData
+    from sql.embedded import EmbeddedDatabaseError
+    from sql.migrate import MigrationError
+
     if isinstance(
         exc,
         CliError

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import socket
 import time
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+from typer.core import TyperGroup
 
-from cdm.cli import dedupe, demo, gdpr, imports, keys, models, quality, score, segments
 from cdm.cli.common import (
     OneLineErrors,
     OneLineGroupErrors,
@@ -23,14 +24,62 @@ from cdm.cli.common import (
 )
 from cdm.cli.errors import CliError, fail, run
 from cdm.settings import Settings
-from ingestion.seed import SeedReport, default_now, seed_database
 from sql import migrate
 from sql.database import connect, resolve_database_url
 from sql.queries import query
 
+if TYPE_CHECKING:
+    from ingestion.seed import SeedReport
+
+# The commands defined in other modules (each module's `register`), imported only when one of
+# them runs or help lists them: `cdm serve` starts without pyarrow, the dedupe rules, the
+# model libraries... (tests/cli/test_cli.py checks this table against what they register).
+LAZY_COMMANDS: dict[str, str] = {  # in the order help lists them
+    "dedupe": "cdm.cli.dedupe",
+    "demo": "cdm.cli.demo",
+    "import": "cdm.cli.imports",
+    "keys": "cdm.cli.keys",
+    "gdpr": "cdm.cli.gdpr",
+    "train": "cdm.cli.models",
+    "models": "cdm.cli.models",
+    "quality": "cdm.cli.quality",
+    "score": "cdm.cli.score",
+    "rfm": "cdm.cli.segments",
+    "segment": "cdm.cli.segments",
+}
+
+
+def registered_commands(module: str) -> dict[str, Any]:
+    """The commands ``module``'s ``register`` adds to an app, by name."""
+    scratch = typer.Typer()
+    importlib.import_module(module).register(scratch)
+    return dict(typer.main.get_group(scratch).commands)
+
+
+class LazyCommands(OneLineGroupErrors):
+    """The top-level group: :data:`LAZY_COMMANDS` are loaded from their module when asked for."""
+
+    def _load(self, cmd_name: str) -> None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            for name, command in registered_commands(LAZY_COMMANDS[cmd_name]).items():
+                self.commands.setdefault(name, command)
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        """Every command (help shows them all: all are loaded), commands before groups."""
+        for name in LAZY_COMMANDS:
+            self._load(name)
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: isinstance(self.commands[n], TyperGroup))
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> Any:
+        """The command, loading its module first if it is one of :data:`LAZY_COMMANDS`."""
+        self._load(cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
 app = typer.Typer(
     help="CDM: a customer database with a GraphQL API.",
-    cls=OneLineGroupErrors,
+    cls=LazyCommands,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -97,8 +146,6 @@ def serve(
     """Serve the GraphQL API (GraphiQL at /graphql), applying pending migrations first."""
     import uvicorn
 
-    from api.app import create_app
-
     settings = settings_from_env(host=host, port=port, workers=workers)
     try:
         _check_port_free(settings.host, settings.port)
@@ -122,6 +169,8 @@ def serve(
     signal.signal(signal.SIGTERM, _exit_quietly)
     signal.signal(signal.SIGINT, _exit_quietly)
     if settings.workers == 1:
+        from api.app import create_app  # here only: workers import it themselves
+
         uvicorn.run(create_app(settings, url), **common)  # type: ignore[arg-type]
     else:
         # Workers are fresh processes: hand them the resolved URL (the embedded server stays
@@ -149,6 +198,8 @@ def seed(
     ] = False,
 ) -> None:
     """Add realistic synthetic customers, products, purchases, interactions and consents."""
+    from ingestion.seed import default_now, seed_database
+
     settings = settings_from_env()
     reference = now.replace(tzinfo=now.tzinfo or UTC) if now else default_now()
 
@@ -182,17 +233,6 @@ def seed(
         table.add_row(name, f"{getattr(report, name):,}")
     console.print(table)
     console.print(f"customer ids {report.first_customer_id}-{report.last_customer_id}")
-
-
-dedupe.register(app)
-demo.register(app)
-imports.register(app)
-keys.register(app)
-gdpr.register(app)
-models.register(app)
-quality.register(app)
-score.register(app)
-segments.register(app)
 
 
 def main() -> None:

@@ -115,7 +115,9 @@ def verify(task: str, boosters: Mapping[str, lgb.Booster], tags: Mapping[str, st
 
 def check(directory: Path) -> str | None:
     """None if every head in ``directory`` loads and may serve; otherwise what went wrong."""
-    import lightgbm as lgb
+    from ml.serving.heads import serving_lightgbm
+
+    lgb = serving_lightgbm()  # this process starts and ends with each check: the light way
 
     heads = sorted(directory.glob("*.txt"))
     if not heads:

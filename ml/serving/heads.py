@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sys
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -58,11 +60,39 @@ class Head:
         return self.booster.predict(x, pred_contrib=True)
 
 
+# What LightGBM imports when it can, for its scikit-learn estimators and DataFrame inputs:
+# serving uses neither (Booster.predict on NumPy arrays).
+_NOT_FOR_SERVING = ("pandas", "sklearn")
+
+
+def serving_lightgbm() -> ModuleType:
+    """LightGBM, imported without pandas and scikit-learn if it is not imported yet.
+
+    Its module checks at import whether they are installed and imports them if so: ~140 MB
+    and seconds of a server worker's memory and start, for nothing serving calls. Hidden
+    only while LightGBM imports (they import normally afterwards); LightGBM then works on
+    NumPy arrays, all serving gives it. A process that imported LightGBM before (training,
+    tests) keeps the one it has.
+    """
+    if "lightgbm" in sys.modules:
+        return sys.modules["lightgbm"]
+    hidden = [name for name in _NOT_FOR_SERVING if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # `import name` fails: absent
+    try:
+        import lightgbm
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
+    return lightgbm
+
+
 def load_head(model_file: Path) -> Head:
     """The head in ``model_file``, with its compiled predictor when one was built here."""
-    # Imported here: LightGBM (with the pandas, scikit-learn and SciPy it pulls in) costs a
-    # second and ~200 MB, which a server that has no model to load never pays.
-    import lightgbm as lgb
+    # Imported here: LightGBM (with the SciPy it pulls in) costs a second and tens of MB,
+    # which a server that has no model to load never pays.
+    lgb = serving_lightgbm()
 
     booster = lgb.Booster(model_file=str(model_file))
     native = compiled_file(model_file)

@@ -98,7 +98,9 @@ class Refused(ValueError):
 
 
 class RegistryLike(Protocol):
-    """What the store needs of :class:`ml.registry.ModelRegistry`."""
+    """What the store needs of :class:`ml.registry.ModelRegistry` (or of
+    :class:`ml.registry.RegistryProcess`, which asks it from a child process and has a
+    ``close()``, called when a refresh is done with it)."""
 
     def alias_version(self, task: str) -> int | None: ...
 
@@ -115,7 +117,7 @@ class ModelStore:
     """The models in use; :meth:`refresh` checks the registry and swaps in new champions."""
 
     def __init__(self, registry: Callable[[], RegistryLike], cache_dir: Path) -> None:
-        self._registry = registry  # built lazily: opening MLflow is slow and may fail
+        self._registry = registry  # built per refresh: opening the registry is slow, may fail
         self.cache_dir = cache_dir
         self.models: Mapping[str, ServedModel] = {}
         self.status: Mapping[str, ModelStatus] = {
@@ -134,12 +136,14 @@ class ModelStore:
         self._compiling: asyncio.Task[None] | None = None
         self._compiler: subprocess.Popen[str] | None = None
         self._loading: asyncio.Task[None] | None = None
+        self._asking: RegistryLike | None = None  # the registry a refresh is asking now
         self._closed = False
 
     def load_in_background(self, budget_seconds: float) -> asyncio.Task[None]:
         """Start the first :meth:`refresh` and return at once: a server answers while its
-        models load (importing LightGBM and MLflow, reading the registry: seconds). Until a
-        task's model is settled its state is ``loading``; :meth:`loaded` waits for the end."""
+        models load (asking the registry from a child process, importing LightGBM: seconds).
+        Until a task's model is settled its state is ``loading``; :meth:`loaded` waits for
+        the end."""
         self.status = {t: ModelStatus(LOADING, None, _LOADING_REASON) for t in TASKS}
 
         async def first_load() -> None:
@@ -205,6 +209,7 @@ class ModelStore:
         compiler = self._compiler
         if compiler is not None and compiler.poll() is None:
             compiler.kill()
+        _close(self._asking)  # a registry process still asking (a hung registry): ended
 
     def _compile_soon(self) -> None:
         if self._closed or (self._compiling is not None and not self._compiling.done()):
@@ -269,14 +274,21 @@ class ModelStore:
             try:
                 registry = self._registry()
             except Exception as exc:
-                reason = f"the model registry is unavailable ({exc.__class__.__name__})"
+                reason = f"the model registry is unavailable ({_kind(exc)})"
                 for task in TASKS:
                     self._registry_failed(task, reason)
                 return
-            for task in TASKS:
-                self._refresh_task(registry, task)
-                if checked is not None:
-                    checked.add(task)
+            self._asking = registry
+            try:
+                for task in TASKS:
+                    if self._closed:  # shutting down: what is left is not asked
+                        return
+                    self._refresh_task(registry, task)
+                    if checked is not None:
+                        checked.add(task)
+            finally:
+                self._asking = None
+                _close(registry)  # a registry process ends here: nothing of it stays
         finally:
             self._refreshing.release()
 
@@ -285,7 +297,9 @@ class ModelStore:
         try:
             version = registry.alias_version(task)
         except Exception as exc:
-            self._registry_failed(task, f"registry unavailable ({exc.__class__.__name__})")
+            if self._closed:  # the registry process was ended at shutdown: nothing failed
+                return
+            self._registry_failed(task, f"registry unavailable ({_kind(exc)})")
             return
         self._remember(task, version)
         if version is None:
@@ -308,6 +322,8 @@ class ModelStore:
             self._refuse(task, version, current, str(exc))
             return
         except Exception as exc:  # a download that failed: tried again at the next refresh
+            if self._closed:
+                return
             _log.warning("cannot load %s v%s: %s", task, version, exc)
             self._degrade(task, f"version {version} not loaded: {exc}")
             return
@@ -481,7 +497,7 @@ async def _in_daemon_thread(work: Callable[[], None]) -> None:
 
     Unlike :func:`asyncio.to_thread`, whose threads a process joins before it exits, nothing
     waits for this one at shutdown: a server stopped while its models load (importing
-    LightGBM and MLflow, creating the local store), or while the registry hangs, exits within
+    LightGBM, waiting for the registry process), or while the registry hangs, exits within
     its grace period. What it writes is safe to cut short: records are replaced atomically,
     downloads are checked against their checksums before use.
     """
@@ -507,6 +523,17 @@ async def _in_daemon_thread(work: Callable[[], None]) -> None:
 
     threading.Thread(target=run, name="model-load", daemon=True).start()
     await done
+
+
+def _kind(exc: Exception) -> str:
+    """What failed, in a word: the exception's class, or the one a registry process names."""
+    return getattr(exc, "kind", None) or exc.__class__.__name__
+
+
+def _close(registry: RegistryLike | None) -> None:
+    close = getattr(registry, "close", None)
+    if close is not None:
+        close()
 
 
 def _after(why: str | None) -> str:

@@ -2,12 +2,16 @@
 
 LightGBM (with the pandas, scikit-learn and SciPy it pulls in), MLflow and matplotlib cost
 seconds and hundreds of MB per worker; they are imported where models are loaded, trained or
-plotted. Run in a fresh interpreter, as a server worker starts.
+plotted, and MLflow never in a server (its registry is asked from a child process). The `cdm`
+command imports a command's modules only when that command runs. Run in a fresh interpreter,
+as a server worker starts.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("lightgbm", "mlflow", "pandas", "matplotlib", "sklearn", "scipy")
 
 
-def imported_after(statement: str) -> list[str]:
-    """The HEAVY packages in ``sys.modules`` after ``statement`` in a new interpreter."""
+def imported_after(statement: str, watched: tuple[str, ...] = HEAVY) -> list[str]:
+    """The ``watched`` packages and modules in ``sys.modules`` after ``statement`` in a new
+    interpreter (a package counts when any of its modules is loaded)."""
     probe = (
         f"import json, sys\n{statement}\n"
-        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r})))"
+        f"loaded = {{p for m in sys.modules for p in (m, m.split('.')[0])}}\n"
+        f"print(json.dumps(sorted(loaded & {set(watched)!r})))"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
@@ -44,6 +50,91 @@ def test_starting_the_server_imports_no_heavy_package(statement: str) -> None:
     assert imported_after(statement) == []
 
 
+# What `cdm serve` needs none of before it starts its workers: the other commands' modules
+# and what they bring (the CLI loads them when one of them runs).
+NOT_FOR_SERVE = (
+    *HEAVY, "numpy", "pyarrow", "ml.registry", "ingestion.seed", "domain.merging",
+    "cdm.cli.dedupe", "cdm.cli.segments", "cdm.cli.imports", "cdm.cli.gdpr", "cdm.cli.score",
+    "cdm.cli.models", "cdm.cli.demo", "cdm.scoring", "api",
+)  # fmt: skip
+
+
+def test_the_cli_imports_a_command_s_modules_only_when_it_runs() -> None:
+    assert imported_after("import cdm.cli.main", NOT_FOR_SERVE) == []
+    # The check can fail: the same probe sees the modules a lazy command brings once asked for.
+    asked = imported_after(
+        "from cdm.cli.main import LAZY_COMMANDS, registered_commands\n"
+        "registered_commands(LAZY_COMMANDS['segment'])",
+        NOT_FOR_SERVE,
+    )
+    assert {"cdm.cli.segments", "pyarrow"} <= set(asked)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serve_with_workers_starts_them_without_importing_the_api(
+    database_url: str, tmp_path: Path
+) -> None:
+    # `cdm serve --workers 2` up to the moment it hands over to uvicorn (replaced here by a
+    # probe): the workers import the API themselves, the parent needs none of it.
+    probe = (
+        "import json, sys, uvicorn\n"
+        "def run(app, **options):\n"
+        "    loaded = {p for m in sys.modules for p in (m, m.split('.')[0])}\n"
+        f"    print(json.dumps([app, sorted(loaded & {set(NOT_FOR_SERVE)!r})]))\n"
+        "uvicorn.run = run\n"
+        "from cdm.cli.main import serve\n"
+        f"serve(host='127.0.0.1', port={free_port()}, workers=2)\n"
+    )
+    env = {**os.environ, "CDM_DATABASE_URL": database_url, "CDM_DATA_DIR": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+        check=True,
+    ).stdout  # fmt: skip
+    assert json.loads(out.splitlines()[-1]) == ["api.app:app_from_environment", []]
+
+
+LOAD_MODELS = """
+import asyncio, json, sys
+from pathlib import Path
+from cdm.scoring import build_scorer
+from cdm.settings import Settings
+
+async def load():
+    settings = Settings(data_dir=Path({data_dir!r}), mlflow_tracking_uri=None)
+    store = build_scorer(settings).store
+    try:
+        await store.refresh(600)  # however long the machine takes: not a test of timing
+    finally:
+        store.close()
+    return {{t: [s.state, s.version] for t, s in store.status.items()}}
+
+print(json.dumps(asyncio.run(load())), file=sys.stderr)
+"""
+
+
+def test_a_worker_asks_the_registry_without_importing_mlflow(tmp_path: Path) -> None:
+    # The model load a worker runs (in the background) with an empty registry: the child
+    # process answers "no champion" for every task; MLflow stays out of the worker.
+    statement = LOAD_MODELS.format(data_dir=str(tmp_path))
+    probe = subprocess.run(
+        [sys.executable, "-c", f"{statement}\nprint(sorted({{m.split('.')[0] for m in "
+         f"sys.modules}} & {set(HEAVY)!r}))"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    statuses = json.loads(probe.stderr.strip().splitlines()[-1])
+    assert statuses == {t: ["missing", None] for t in ("churn", "next_purchase", "upsell")}
+    assert probe.stdout.strip() == "[]"
+    assert (tmp_path / "mlflow.db").is_file()  # the child did open the registry
+    remembered = json.loads((tmp_path / "models" / "churn" / "champion.json").read_text())
+    assert remembered["version"] is None
+
+
 def test_the_probe_sees_a_heavy_import() -> None:
     # The check above can fail: the same probe does see what a module imports.
     assert "lightgbm" in imported_after("import ml.training.boosting")
+    assert "mlflow" in imported_after("from ml.registry import ModelRegistry as R\nR('sqlite://')")

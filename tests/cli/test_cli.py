@@ -130,3 +130,25 @@ def test_serve_on_embedded_postgres_stops_it_on_sigterm(tmp_path):
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_every_lazy_command_is_found_in_the_module_that_registers_it():
+    from cdm.cli.main import LAZY_COMMANDS, registered_commands
+
+    found = {
+        name: module
+        for module in set(LAZY_COMMANDS.values())
+        for name in registered_commands(module)
+    }
+    assert found == LAZY_COMMANDS
+
+
+def test_help_lists_every_command_and_a_lazy_one_runs():
+    listed = cdm("--help", env={"COLUMNS": "160"})
+    assert listed.returncode == 0, listed.stderr
+    for name in ("serve", "seed", "db", "dedupe", "import", "train", "models", "segment", "rfm"):
+        assert f" {name} " in listed.stdout, name
+    segment = cdm("segment", "export", "--help", env={"COLUMNS": "160"})
+    assert segment.returncode == 0, segment.stderr
+    assert "--format" in segment.stdout
+    assert_one_line_error(cdm("no-such-command"), "No such command")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import subprocess
+import sys
 import threading
 
 import lightgbm as lgb
@@ -16,6 +18,7 @@ import pytest
 from ml.features import FEATURES, feature_list_hash
 from ml.registry import ModelRegistry, default_tracking_uri
 from ml.serving.models import ModelStore
+from tests.api.test_lazy_imports import LOAD_MODELS, ROOT
 from tests.factories import add_customer
 from tests.http_client import data, error_codes, gql
 from tests.ml.conftest import copy_store, serving, serving_settings
@@ -298,3 +301,20 @@ async def test_the_server_answers_while_its_models_load(
         "churn": ("loading", None), "next_purchase": ("loading", None),
         "upsell": ("loading", None),
     }  # fmt: skip
+
+
+def test_a_server_loads_its_champions_without_importing_mlflow(champions_dir, tmp_path):
+    # A fresh interpreter, as a worker: the registry is asked (and the files downloaded) by a
+    # child process; the worker imports LightGBM to serve (without the pandas and
+    # scikit-learn it would bring), never MLflow.
+    data_dir = copy_store(champions_dir, tmp_path / "data")
+    statement = LOAD_MODELS.format(data_dir=str(data_dir))
+    probe = subprocess.run(
+        [sys.executable, "-c", f"{statement}\nprint(sorted({{m.split('.')[0] for m in "
+         "sys.modules} & {'mlflow', 'lightgbm', 'pandas', 'sklearn'}))"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    statuses = json.loads(probe.stderr.strip().splitlines()[-1])
+    assert statuses == {t: ["ok", 1] for t in ("churn", "next_purchase", "upsell")}
+    assert probe.stdout.strip() == "['lightgbm']"
+    assert (data_dir / "models" / "churn" / "v1" / "churn.txt").is_file()
