@@ -357,13 +357,13 @@ class CompiledQuery:
                 if type(item.awaitable) is CoroutineType:
                     item.awaitable.close()
             cause = exc.__cause__ if isinstance(exc, Bail) else exc
-            if cause is not None and _from_database(cause):
+            if cause is not None and from_database(cause):
                 raise cause from None  # answered now (timeout, outage...), never run again
             return None  # graphql-core words the error and the partial data as the spec says
         return data
 
 
-def _from_database(exc: BaseException) -> bool:
+def from_database(exc: BaseException) -> bool:
     """Whether ``exc`` came from the database or its driver (not from a client or Python)."""
     return isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError) or is_unavailable(exc)
 

@@ -18,6 +18,7 @@ import asyncpg
 import orjson
 from graphql import ExecutionResult
 
+from api.compiled import from_database
 from api.context import Context
 from sql.database import connect
 
@@ -71,7 +72,7 @@ async def answer_checked(
     executes the query in a context; ``masked`` masks its data for the role)."""
     # A connection of its own, closed after: after an error graphql-core cancels the sibling
     # fields' tasks, possibly in the middle of a statement on it, so it must never be pooled.
-    conn = await connect(url)
+    conn = await connect(url, statement_timeout_ms=context.settings.statement_timeout_ms)
     try:
         transaction = conn.transaction(isolation="repeatable_read", readonly=True)
         await transaction.start()
@@ -90,6 +91,10 @@ async def answer_checked(
             await shared.close()
     finally:
         conn.terminate()  # read only: nothing to commit
+    for error in result.errors or ():
+        cause = error.original_error
+        if cause is not None and from_database(cause):
+            raise cause  # the database failed the reference (a restart ...): answered as such
     data = orjson.loads(answer)
     expected = masked(result.data)
     if result.errors or data != expected:

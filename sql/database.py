@@ -133,8 +133,12 @@ async def create_pool(
     return pool
 
 
-async def connect(url: str) -> asyncpg.Connection:
-    """One connection configured like the pool's (for the CLI and migrations)."""
-    conn = await asyncpg.connect(url, server_settings=_SESSION)
+async def connect(url: str, *, statement_timeout_ms: int | None = None) -> asyncpg.Connection:
+    """One connection configured like the pool's (for the CLI and migrations); statements
+    unbounded unless ``statement_timeout_ms`` is given."""
+    settings = dict(_SESSION)
+    if statement_timeout_ms is not None:
+        settings["statement_timeout"] = str(statement_timeout_ms)
+    conn = await asyncpg.connect(url, server_settings=settings)
     await _init_connection(conn)
     return conn
