@@ -62,10 +62,10 @@ from domain.ids import parse_id
 from domain.pagination import check_page_size, decode_cursor
 from sql import json_read as j
 from sql.customer_list import customer_count_statement, customer_page_statement
+from sql.repositories import PRODUCT_ORDERING
 
 _STRAWBERRY_FIELD = "strawberry-definition"
 _log = logging.getLogger("cdm.api.sql")
-PRODUCT_ORDERING = "products:id"  # sql.repositories.PRODUCT_ORDERING, the same cursors
 
 
 class Fallback(Exception):

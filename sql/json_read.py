@@ -346,11 +346,6 @@ def ids(rows: str, first: str | None = None) -> str:
     return f"SELECT id FROM {rows}" + (f" WHERE n <= {first}" if first else "")
 
 
-def scalar(rows: str, column: str) -> str:
-    """The ``column`` of the one row of ``rows`` (a query)."""
-    return f"(SELECT {column} FROM ({rows}) x)"
-
-
 def numbered(rows: str, alias: str, order: str) -> str:
     """``rows`` with ``n``, each row's position in ``order`` (1-based)."""
     return f"SELECT {alias}.*, row_number() OVER (ORDER BY {order}) AS n FROM ({rows}) {alias}"
