@@ -39,20 +39,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Release without asyncpg's default reset (a round trip per release), but never with a
-    transaction open.
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """Release without asyncpg's default reset (a round trip per release).
 
-    The service never changes session state on pooled connections (no SET, LISTEN, advisory
-    locks or open cursors), so nothing else needs resetting; that default round trip cost a
-    quarter of a simple request's CPU. A transaction can still be open: a request cancelled
-    inside one (graphql-core cancels the sibling fields of a failed one) may leave it so, and
-    the next request would run in it. ``is_in_transaction`` reads the protocol's state, no
-    round trip; if the rollback itself fails (a statement still in flight), asyncpg closes
-    the connection instead of pooling it.
+    asyncpg still rolls back an open transaction. The service never changes session state on
+    pooled connections (no SET, LISTEN, advisory locks or open cursors), so nothing else needs
+    resetting; that default round trip cost a quarter of a simple request's CPU.
     """
-    if conn.is_in_transaction():
-        await conn.execute("ROLLBACK")
 
 
 class BoundedPool(asyncpg.Pool):
