@@ -148,6 +148,20 @@ _SCALARS = {
     "PurchaseSummary": j.SUMMARY,
     "StoredScores": j.STORED_SCORES,
 }
+_NESTED = {
+    "Query": {"customer", "customers", "product", "products"},
+    "Customer": {
+        "identities",
+        "consents",
+        "purchase_summary",
+        "purchases",
+        "interactions",
+        "stored_scores",
+        "scores_withheld",
+    },
+    "Purchase": {"product"},
+    "StoredScores": {"recommended_products"},
+}
 # Nested fields whose SQL binds no parameter (their rows are correlated to their owner's).
 _STATIC_NESTED = {
     ("Customer", "identities"),
@@ -221,7 +235,7 @@ class _Compiler:
 
     @staticmethod
     def renders(parent: str, attr: str, type_name: str) -> bool:
-        if attr in _SCALARS.get(parent, {}) or (parent, attr) in _NESTED_RENDERERS:
+        if attr in _SCALARS.get(parent, {}) or attr in _NESTED.get(parent, ()):
             return True
         if parent.endswith("Connection"):
             return attr in _CONNECTION_FIELDS
