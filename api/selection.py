@@ -28,6 +28,14 @@ class Unsupported(Exception):
     """The document uses a feature this compiler does not compile."""
 
 
+class Fallback(Exception):
+    """This request's arguments need the Python path (to word an error, or a lookup)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def included(directives: tuple[DirectiveNode, ...] | None) -> bool:
     """Literal @skip/@include decided at compile time; anything else is unsupported."""
     for directive in directives or ():

@@ -43,9 +43,10 @@ from graphql import (
 from strawberry.types.arguments import convert_arguments
 from strawberry.utils.str_converters import to_camel_case
 
+from api import sql_analytics
 from api.context import Context
 from api.python_fields import HIDDEN_ID, PYTHON_CUSTOMER_FIELDS, PythonFields
-from api.selection import Unsupported, collect_fields, uses_variables
+from api.selection import Fallback, Unsupported, collect_fields, uses_variables
 from cdm.settings import Settings
 from domain.access import PERSONAL_FIELDS, Access, MaskKind, Role, access
 from domain.consent import OBJECTED, WITHHELD
@@ -66,14 +67,6 @@ from sql.repositories import PRODUCT_ORDERING
 
 _STRAWBERRY_FIELD = "strawberry-definition"
 _log = logging.getLogger("cdm.api.sql")
-
-
-class Fallback(Exception):
-    """This request's arguments need the Python path (to word an error, or a lookup)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class Fields(list["Sel"]):
@@ -134,6 +127,11 @@ class Env:
         self.ctes.append(f"{name} AS ({sql})")
         return name
 
+    def object(self, sels: Fields, type_name: str, alias: str) -> str:
+        """The JSON object of a row of ``type_name`` aliased ``alias`` (for the renderers of
+        other modules)."""
+        return _object(self, sels, type_name, alias)
+
 
 # -- Compiling the selection -----------------------------------------------------------------
 
@@ -147,6 +145,7 @@ _SCALARS = {
     "Interaction": j.INTERACTION,
     "PurchaseSummary": j.SUMMARY,
     "StoredScores": j.STORED_SCORES,
+    **sql_analytics.SCALARS,
 }
 _NESTED = {
     "Query": {"customer", "customers", "product", "products"},
@@ -161,7 +160,9 @@ _NESTED = {
     },
     "Purchase": {"product"},
     "StoredScores": {"recommended_products"},
+    **sql_analytics.NESTED,
 }
+_NESTED["Query"] |= sql_analytics.ROOTS
 # Nested fields whose SQL binds no parameter (their rows are correlated to their owner's).
 _STATIC_NESTED = {
     ("Customer", "identities"),
@@ -605,6 +606,7 @@ _NESTED_RENDERERS: dict[tuple[str, str], Callable[[Env, Sel, str], str]] = {
     ("Customer", "stored_scores"): _stored_scores,
     ("Customer", "scores_withheld"): _scores_withheld,
     ("StoredScores", "recommended_products"): _recommended_products,
+    **sql_analytics.RENDERERS,
 }
 
 

@@ -32,7 +32,8 @@ MAX_PERIODS = 1_100  # three years of days
 MAX_COHORT_CELLS = 10_000  # cohorts x (months + 1)
 
 
-def _window(start: datetime, end: datetime) -> None:
+def check_window(start: datetime, end: datetime) -> None:
+    """Refuses a window [start, end) that is out of range or empty (UserError)."""
     check_time(start, "from")
     check_time(end, "to")
     if start >= end:
@@ -77,8 +78,8 @@ def _code(value: str | None, field: str) -> str | None:
         raise UserError(error.message, field=field) from None
 
 
-def _category(value: str | None) -> str | None:
-    """Categories are free text, stored lower-case."""
+def category_argument(value: str | None) -> str | None:
+    """A category as stored (free text, lower-case); UserError when it is not text."""
     if value is None:
         return None
     problem = std.text_problem(value, "category")
@@ -102,6 +103,58 @@ class RevenueFilterInput:
     channel: str | None = None
     category: str | None = None
     segment_id: strawberry.ID | None = None
+
+
+# The checks of each field's arguments, in the order its resolver makes them; the SQL
+# compiler (api/sql_analytics.py) runs the same ones before rendering a statement.
+
+
+def check_revenue(granularity: Granularity, start: datetime, end: datetime) -> None:
+    """Refuses a bad window, or a series of more than MAX_PERIODS periods."""
+    check_window(start, end)
+    count = periods(granularity, start, end)
+    if count > MAX_PERIODS:
+        raise UserError(
+            f"[from, to) holds {count:,} {granularity.value}s; at most "
+            f"{MAX_PERIODS:,} periods per call: narrow the range or use a coarser "
+            "granularity", field="to",
+        )  # fmt: skip
+
+
+def revenue_filter(flt: RevenueFilterInput) -> tuple[str | None, str | None, str | None]:
+    """The filter's country, channel and category as stored (its segment aside)."""
+    country = None
+    if flt.country is not None:
+        try:
+            country = std.country(flt.country)
+        except FieldError as error:
+            raise UserError(error.message, field="country") from None
+    return country, _code(flt.channel, "channel"), category_argument(flt.category)
+
+
+def check_cohorts(start: datetime, end: datetime, months: int) -> None:
+    """Refuses a bad window or month count, or more than MAX_COHORT_CELLS values."""
+    check_window(start, end)
+    if not 0 <= months <= 60:
+        raise UserError("`months` must be between 0 and 60", field="months")
+    cells = _months(start, end) * (months + 1)
+    if cells > MAX_COHORT_CELLS:
+        raise UserError(
+            f"{_months(start, end):,} monthly cohorts over {months + 1} months are {cells:,} "
+            f"values; at most {MAX_COHORT_CELLS:,} per call: narrow the range or ask for "
+            "fewer months", field="to",
+        )  # fmt: skip
+
+
+def check_top(start: datetime, end: datetime, first: int) -> None:
+    """Refuses a bad window or a list size outside 1..100 (top products, categories)."""
+    check_window(start, end)
+    _between_1_and(first, 100, "first")
+
+
+def check_bins(bins: int) -> None:
+    """Refuses a histogram size outside 1..100."""
+    _between_1_and(bins, 100, "bins")
 
 
 @strawberry.type(name="Cohort", description="Customers who first bought in one month.")
@@ -202,14 +255,7 @@ class AnalyticsQueries:
         from_: Annotated[datetime, strawberry.argument(name="from")], to: datetime,
         filter: RevenueFilterInput | None = None,
     ) -> list[RevenuePointType]:  # fmt: skip
-        _window(from_, to)
-        count = periods(Granularity(granularity), from_, to)
-        if count > MAX_PERIODS:
-            raise UserError(
-                f"[from, to) holds {count:,} {Granularity(granularity).value}s; at most "
-                f"{MAX_PERIODS:,} periods per call: narrow the range or use a coarser "
-                "granularity", field="to",
-            )  # fmt: skip
+        check_revenue(Granularity(granularity), from_, to)
         flt = filter or RevenueFilterInput()
         segment = None
         if flt.segment_id is not None:
@@ -219,17 +265,11 @@ class AnalyticsQueries:
             if found is None:
                 raise UserError(f"no segment with id {flt.segment_id}", field="segmentId")
             segment = found.definition
-        country = None
-        if flt.country is not None:
-            try:
-                country = std.country(flt.country)
-            except FieldError as error:
-                raise UserError(error.message, field="country") from None
+        country, channel, category = revenue_filter(flt)
         settings = info.context.settings
         points = await store.revenue(
             info.context.db.pool, Granularity(granularity), from_, to,
-            store.RevenueFilter(country, _code(flt.channel, "channel"),
-                                _category(flt.category), segment),
+            store.RevenueFilter(country, channel, category, segment),
             settings.risk_bands, datetime.now(UTC),
         )  # fmt: skip
         return [
@@ -246,16 +286,7 @@ class AnalyticsQueries:
         self, info: GraphQLInfo, from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime, months: int = 12,
     ) -> list[CohortType]:  # fmt: skip
-        _window(from_, to)
-        if not 0 <= months <= 60:
-            raise UserError("`months` must be between 0 and 60", field="months")
-        cells = _months(from_, to) * (months + 1)
-        if cells > MAX_COHORT_CELLS:
-            raise UserError(
-                f"{_months(from_, to):,} monthly cohorts over {months + 1} months are {cells:,} "
-                f"values; at most {MAX_COHORT_CELLS:,} per call: narrow the range or ask for "
-                "fewer months", field="to",
-            )  # fmt: skip
+        check_cohorts(from_, to, months)
         found = await store.cohorts(info.context.db.pool, from_, to, months, datetime.now(UTC))
         return [CohortType(month=c.month, size=c.size, retention=c.retention) for c in found]
 
@@ -264,9 +295,10 @@ class AnalyticsQueries:
         self, info: GraphQLInfo, from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime, first: int = 10, category: str | None = None,
     ) -> list[ProductSalesType]:  # fmt: skip
-        _window(from_, to)
-        _between_1_and(first, 100, "first")
-        rows = await store.top_products(info.context.db.pool, from_, to, _category(category), first)
+        check_top(from_, to, first)
+        rows = await store.top_products(
+            info.context.db.pool, from_, to, category_argument(category), first
+        )
         products = await info.context.loaders.product_by_id.load_many([r["id"] for r in rows])
         return [
             ProductSalesType(product=ProductType.from_domain(p), revenue=r["revenue"],
@@ -279,8 +311,7 @@ class AnalyticsQueries:
         self, info: GraphQLInfo, from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime, first: int = 10,
     ) -> list[CategorySalesType]:  # fmt: skip
-        _window(from_, to)
-        _between_1_and(first, 100, "first")
+        check_top(from_, to, first)
         rows = await store.top_categories(info.context.db.pool, from_, to, first)
         return [
             CategorySalesType(category=r["category"], revenue=r["revenue"], units=r["units"],
@@ -292,7 +323,7 @@ class AnalyticsQueries:
     async def churn_risk_distribution(
         self, info: GraphQLInfo, bins: int = 10
     ) -> list[HistogramBinType]:
-        _between_1_and(bins, 100, "bins")
+        check_bins(bins)
         counts = await store.churn_histogram(info.context.db.pool, bins)
         return [
             HistogramBinType(from_=i / bins, to=(i + 1) / bins, customers=n)
@@ -307,7 +338,7 @@ class AnalyticsQueries:
         from_: Annotated[datetime, strawberry.argument(name="from")],
         to: datetime,
     ) -> KpisType:
-        _window(from_, to)
+        check_window(from_, to)
         row = await store.kpis(info.context.db.pool, from_, to)
         orders = row["orders"]
         return KpisType(

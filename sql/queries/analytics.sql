@@ -64,24 +64,27 @@ SELECT k.cohort AT TIME ZONE 'UTC' AS cohort,
  ORDER BY 1, 2;
 
 -- name: analytics_top_products
+-- n: the rank, for who reads the rows inside a larger statement (api/sql_analytics.py).
 SELECT pr.id, sum(p.amount) AS revenue, sum(p.quantity)::bigint AS units,
-       count(DISTINCT p.customer_id) AS customers
+       count(DISTINCT p.customer_id) AS customers,
+       row_number() OVER (ORDER BY sum(p.amount) DESC, pr.id) AS n
   FROM purchases p
   JOIN products pr ON pr.id = p.product_id
  WHERE p.purchased_at >= $1 AND p.purchased_at < $2
    AND ($3::text IS NULL OR pr.category = $3)
  GROUP BY pr.id
- ORDER BY revenue DESC, pr.id
+ ORDER BY n
  LIMIT $4;
 
 -- name: analytics_top_categories
 SELECT pr.category, sum(p.amount) AS revenue, sum(p.quantity)::bigint AS units,
-       count(DISTINCT p.customer_id) AS customers
+       count(DISTINCT p.customer_id) AS customers,
+       row_number() OVER (ORDER BY sum(p.amount) DESC, pr.category) AS n
   FROM purchases p
   JOIN products pr ON pr.id = p.product_id
  WHERE p.purchased_at >= $1 AND p.purchased_at < $2
  GROUP BY pr.category
- ORDER BY revenue DESC, pr.category
+ ORDER BY n
  LIMIT $3;
 
 -- name: analytics_churn_histogram
