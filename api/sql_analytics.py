@@ -7,8 +7,9 @@ the resolvers' own checks (``api/schema/analytics.py``) before anything is rende
 one would refuse them, the request falls back so that the Python path words the error.
 
 Left to the Python path: ``revenue`` filtered by a saved segment (its definition is read
-before its condition is composed) and ``customersAggregate`` (its recency is measured from the
-moment the resolver runs, and its filters are the segments' compiler).
+before its condition is composed), and ``customersAggregate`` when it selects
+``daysSinceLastPurchase``: measured from the moment each path runs, it differs between them
+by that much, which the parity check would rightly report.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from api.schema.analytics import (
     RevenueFilterInput,
+    aggregate_arguments,
     category_argument,
     check_bins,
     check_cohorts,
@@ -31,7 +33,7 @@ from api.selection import Fallback
 from domain.errors import UserError
 from sql import analytics_json as a
 from sql import json_read as j
-from sql.analytics import Granularity
+from sql.analytics import Granularity, Metric, aggregate_statement
 
 if TYPE_CHECKING:
     from api.sql_compiler import Env, Sel
@@ -114,6 +116,31 @@ def _kpis(env: Env, sel: Sel, _alias: str) -> str:
     return j.one(env.object(sel.children, "Kpis", "k"), f"({rows})", "k")
 
 
+def _customers_aggregate(env: Env, sel: Sel, _alias: str) -> str:
+    args = env.args(sel)
+    first = args["first"]
+    flt, dimensions = _checked(aggregate_arguments, args.get("filter"), args.get("group_by"), first)
+    sql, params = aggregate_statement(
+        flt, dimensions, env.settings.risk_bands, datetime.now(UTC), first,
+        orders=sel.selects("orders"),
+    )  # fmt: skip
+    assert params[-1] == first  # its LIMIT, written in (1 .. 1000)
+    rows = env.st.embed(sql, [*params[:-1], j.integer(first)])
+    order = ", ".join(f"g.{d.value}" for d in dimensions) or "g.count"  # the statement's
+    return j.json_list(env.object(sel.children, "CustomerAggregate", "g"), rows, "g", order)
+
+
+def _aggregate_key(env: Env, sel: Sel, alias: str) -> str:
+    return env.object(sel.children, "AggregateKey", alias)
+
+
+def _stats(metric: Metric) -> Callable[[Env, Sel, str], str]:
+    def render(env: Env, sel: Sel, alias: str) -> str:
+        return env.object(sel.children, "Stats", f"{alias}.{metric.value}")
+
+    return render
+
+
 # The compiler's tables (api/sql_compiler.py): views by GraphQL type, nested fields by type
 # (Python attribute names), the Query fields compiled here, and their renderers.
 SCALARS = {
@@ -124,8 +151,15 @@ SCALARS = {
     "CategorySales": a.CATEGORY_SALES,
     "HistogramBin": a.HISTOGRAM_BIN,
     "Kpis": a.KPIS,
+    "CustomerAggregate": a.CUSTOMER_AGGREGATE,
+    "AggregateKey": a.AGGREGATE_KEY,
+    "Stats": a.STATS,
 }
-NESTED = {"ProductSales": {"product"}}
+_METRICS = (Metric.SPEND, Metric.ORDERS, Metric.PURCHASES, Metric.CHURN_PROBABILITY)
+NESTED = {
+    "ProductSales": {"product"},
+    "CustomerAggregate": {"key", *(m.value for m in _METRICS)},  # not days_since_last_purchase
+}
 ROOTS = {
     "purchase_time_range",
     "revenue",
@@ -134,6 +168,7 @@ ROOTS = {
     "top_categories",
     "churn_risk_distribution",
     "kpis",
+    "customers_aggregate",
 }
 RENDERERS: dict[tuple[str, str], Callable[[Env, Sel, str], str]] = {
     ("Query", "purchase_time_range"): _time_range,
@@ -144,4 +179,7 @@ RENDERERS: dict[tuple[str, str], Callable[[Env, Sel, str], str]] = {
     ("Query", "top_categories"): _top_categories,
     ("Query", "churn_risk_distribution"): _churn_risk_distribution,
     ("Query", "kpis"): _kpis,
+    ("Query", "customers_aggregate"): _customers_aggregate,
+    ("CustomerAggregate", "key"): _aggregate_key,
+    **{("CustomerAggregate", m.value): _stats(m) for m in _METRICS},
 }

@@ -134,12 +134,12 @@ class Metric(StrEnum):
     DAYS_SINCE_LAST_PURCHASE = "days_since_last_purchase"
 
 
-async def aggregate(
-    target: Target, flt: SegmentFilter | None, group_by: list[Dimension], bands: RiskBands,
-    as_of: datetime, limit: int, *, orders: bool = False,
-) -> list[dict[str, object]]:  # fmt: skip
-    """Count, sum, average, min and max of every metric per group of customers; orders only
-    when asked for (they are counted per customer from the purchases, the costly one)."""
+def aggregate_statement(
+    flt: SegmentFilter | None, group_by: list[Dimension], bands: RiskBands, as_of: datetime,
+    limit: int, *, orders: bool = False,
+) -> tuple[str, list[object]]:  # fmt: skip
+    """The statement of :func:`aggregate` and its parameters (the last one: ``limit``). Every
+    dimension has its column, null when not grouped by; rows come in the grouping's order."""
     out = Compiled()
     at = out.bind(as_of)
     metrics = {
@@ -164,6 +164,7 @@ async def aggregate(
                 " ELSE 'low' END"
             )
         keys.append(f"{expression} AS {dimension.value}")
+    absent = [f"NULL::text AS {d.value}" for d in Dimension if d not in group_by]
     selected = [
         f"{fn}({sql}) AS {metric.value}_{fn}"
         for metric, sql in metrics.items() for fn in ("sum", "avg", "min", "max")
@@ -173,7 +174,17 @@ async def aggregate(
     positions = ", ".join(str(i + 1) for i in range(len(keys)))
     grouping = f" GROUP BY {positions} ORDER BY {positions}" if keys else ""
     sql = (
-        f"SELECT {', '.join([*keys, 'count(*) AS count', *selected])} {members}"
+        f"SELECT {', '.join([*keys, *absent, 'count(*) AS count', *selected])} {members}"
         f"{grouping} LIMIT {out.bind(limit)}"
     )
-    return [dict(r) for r in await target.fetch(sql, *out.params)]
+    return sql, out.params
+
+
+async def aggregate(
+    target: Target, flt: SegmentFilter | None, group_by: list[Dimension], bands: RiskBands,
+    as_of: datetime, limit: int, *, orders: bool = False,
+) -> list[dict[str, object]]:  # fmt: skip
+    """Count, sum, average, min and max of every metric per group of customers; orders only
+    when asked for (they are counted per customer from the purchases, the costly one)."""
+    sql, params = aggregate_statement(flt, group_by, bands, as_of, limit, orders=orders)
+    return [dict(r) for r in await target.fetch(sql, *params)]

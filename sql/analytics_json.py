@@ -42,6 +42,17 @@ HISTOGRAM_BIN = {
     "customers": "{a}.customers",
 }
 COHORT = {"month": TIME.format("{a}.cohort"), "size": "{a}.size", "retention": "{a}.retention"}
+# customersAggregate over the rows of sql.analytics.aggregate_statement: its key (the RFM
+# segment as the GraphQL enum's member name, each the upper-cased value), its count, and the
+# statistics of each metric, whose columns are named "<metric>_<fn>": a Stats object is
+# rendered with the alias "<rows>.<metric>".
+AGGREGATE_KEY = {
+    "country": "{a}.country",
+    "rfm_segment": "upper({a}.rfm_segment)",
+    "churn_band": "{a}.churn_band",
+}
+CUSTOMER_AGGREGATE = {"count": "{a}.count"}
+STATS = {fn: FLOAT.format("{a}_" + fn) for fn in ("sum", "avg", "min", "max")}
 
 
 def ranked(rows: str, alias: str, obj: str, joins: str = "") -> str:

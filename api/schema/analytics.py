@@ -18,6 +18,7 @@ from api.schema.segments import SegmentFilterInput, parse_input
 from domain import standardize as std
 from domain.errors import UserError
 from domain.ids import parse_id
+from domain.segments import SegmentFilter
 from domain.standardize import FieldError
 from domain.times import check_time
 from sql.analytics import Dimension, Granularity, Metric
@@ -155,6 +156,16 @@ def check_top(start: datetime, end: datetime, first: int) -> None:
 def check_bins(bins: int) -> None:
     """Refuses a histogram size outside 1..100."""
     _between_1_and(bins, 100, "bins")
+
+
+def aggregate_arguments(
+    filter: SegmentFilterInput | None, group_by: list[Dimension] | None, first: int
+) -> tuple[SegmentFilter | None, list[Dimension]]:
+    """customersAggregate's filter and dimensions (each once, in order); UserError when the
+    group count is outside 1..1000 or the filter is not a valid definition."""
+    _between_1_and(first, 1000, "first")
+    dimensions = list(dict.fromkeys(Dimension(d) for d in group_by or ()))
+    return (parse_input(filter, "filter") if filter else None), dimensions
 
 
 @strawberry.type(name="Cohort", description="Customers who first bought in one month.")
@@ -356,10 +367,9 @@ class AnalyticsQueries:
         group_by: list[DimensionEnum] | None = None,  # type: ignore[valid-type]
         first: int = 100,
     ) -> list[CustomerAggregateType]:  # fmt: skip
-        _between_1_and(first, 1000, "first")
-        dimensions = list(dict.fromkeys(Dimension(d) for d in group_by or ()))
+        flt, dimensions = aggregate_arguments(filter, group_by, first)
         rows = await store.aggregate(
-            info.context.db.pool, parse_input(filter, "filter") if filter else None, dimensions,
+            info.context.db.pool, flt, dimensions,
             info.context.settings.risk_bands, datetime.now(UTC), first,
             orders=selects(info, ("orders",)),
         )  # fmt: skip

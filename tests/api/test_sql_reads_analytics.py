@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from api.metrics import READS
+from domain.rfm import RfmSegment
 from tests.api.test_analytics import shop
 from tests.conftest import api_key, serving
 
@@ -229,3 +230,74 @@ async def test_floats_render_as_orjson_writes_them(db):
     assert await db.fetchval(
         "SELECT cdm_json_float('NaN') IS NULL AND cdm_json_float(NULL) IS NULL"
     )
+
+
+AGGREGATE = """query($by: [CustomerDimension!], $filter: SegmentFilterInput, $first: Int!) {
+  customersAggregate(groupBy: $by, filter: $filter, first: $first) {
+    key { country churnBand rfmSegment __typename } count
+    spend { sum avg min max } orders { sum avg max } purchases { sum min }
+    churnProbability { avg min max } } }"""
+
+
+async def _scored(db: Any) -> dict[str, int]:
+    ids = await shop(db)
+    await db.execute(
+        "INSERT INTO customer_scores (customer_id, as_of, churn_probability) VALUES"
+        " ($1, now(), 0.9), ($2, now(), 0.1)", ids["x"], ids["z"],
+    )  # fmt: skip
+    return ids
+
+
+@pytest.mark.parametrize(
+    ("variables", "groups"),
+    [
+        ({"by": ["COUNTRY"]}, [("DE", None, 1), ("GB", None, 2)]),
+        # Each dimension once, in the order first given; the first two groups of three.
+        ({"by": ["CHURN_BAND", "COUNTRY", "CHURN_BAND"], "first": 2},
+         [("GB", "high", 1), ("DE", "low", 1)]),
+        ({}, [(None, None, 3)]),
+        ({"filter": {"totalSpend": {"min": "100"}}, "by": []}, [(None, None, 1)]),
+        ({"by": ["RFM_SEGMENT"]}, None),  # segments as `refreshRfm` scores them
+    ],
+)  # fmt: skip
+async def test_customers_aggregate(client, db, database_url, settings, variables, groups):
+    await _scored(db)
+    await _post(client, "mutation { refreshRfm { customers } }", None)
+    variables = {"first": 100, **variables}
+    sql = await by_sql(client, AGGREGATE, variables)
+    key = await api_key(db)
+    same_bytes(sql, await python_answer(database_url, settings, key, AGGREGATE, variables))
+    found = orjson.loads(sql)["data"]["customersAggregate"]
+    if groups is None:
+        assert all(g["key"]["rfmSegment"] in RfmSegment.__members__ for g in found)
+        assert sum(g["count"] for g in found) == 3
+        return
+    assert [(g["key"]["country"], g["key"]["churnBand"], g["count"]) for g in found] == groups
+    if variables.get("by") == ["COUNTRY"]:
+        assert found[1]["spend"] == {"sum": 165.0, "avg": 82.5, "min": 75.0, "max": 90.0}
+        assert found[1]["orders"] == {"sum": 5.0, "avg": 2.5, "max": 3.0}
+        assert found[1]["churnProbability"] == {"avg": 0.9, "min": 0.9, "max": 0.9}
+        assert found[1]["key"]["__typename"] == "AggregateKey"
+
+
+async def test_customers_aggregate_recency_and_refusals_are_left_to_python(client, db):
+    await _scored(db)
+    before = READS.fallbacks.copy()
+    recency = "{ customersAggregate { count daysSinceLastPurchase { max } } }"
+    body = (await _post(client, recency, None)).json()
+    assert body["data"]["customersAggregate"][0]["count"] == 3
+    bad = {"first": 0}
+    refused = (await _post(client, AGGREGATE, bad)).json()
+    assert refused["errors"][0]["extensions"]["field"] == "first"
+    invalid = {"first": 10, "filter": {"totalSpend": {"min": "100", "max": "1"}}}
+    refused = (await _post(client, AGGREGATE, invalid)).json()
+    assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert READS.fallbacks - before == {
+        "CustomerAggregate.daysSinceLastPurchase is not compiled to SQL": 1,
+        "analytics arguments to refuse": 2,
+    }
+
+
+def test_rfm_segments_are_named_by_their_upper_cased_values():
+    """What AGGREGATE_KEY's upper() relies on (sql/analytics_json.py)."""
+    assert all(s.name == s.value.upper() for s in RfmSegment)
