@@ -165,8 +165,11 @@ def aggregate_statement(
             )
         keys.append(f"{expression} AS {dimension.value}")
     absent = [f"NULL::text AS {d.value}" for d in Dimension if d not in group_by]
+    # Sums and averages over numeric, exact: a float8 sum depends on the order the plan
+    # feeds the rows in (two plans of one query differed in the last digits).
     selected = [
-        f"{fn}({sql}) AS {metric.value}_{fn}"
+        f"{fn}(({sql})::numeric)::float8 AS {metric.value}_{fn}" if fn in ("sum", "avg")
+        else f"{fn}({sql}) AS {metric.value}_{fn}"
         for metric, sql in metrics.items() for fn in ("sum", "avg", "min", "max")
     ]  # fmt: skip
     members, extra = members_clause(flt or SegmentFilter(), as_of, bands, len(out.params))
