@@ -9,6 +9,7 @@ schema, and encodes with orjson. Media types and status codes follow the spec:
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import uuid
@@ -38,7 +39,7 @@ from graphql import (
 from graphql.execution.values import get_variable_values
 from graphql.language import print_ast
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
 
@@ -71,6 +72,7 @@ JSON = "application/json"
 MAX_QUERY_LENGTH = 100_000
 _NO_CACHE = {"Cache-Control": "no-store"}
 _RETRY = {"Retry-After": "1"}
+_log = logging.getLogger(__name__)
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -275,6 +277,10 @@ class GraphQLEndpoint:
         id, never a stack trace."""
         try:
             return await self._handle(request)
+        except ClientDisconnect:
+            # The client left before sending its whole body: nobody to answer, nothing wrong.
+            _log.debug("client disconnected before the request body was read")
+            return Response(status_code=400)
         except Exception as exc:
             media = negotiate(request.headers.get("accept")) or JSON
             if is_unavailable(exc):
