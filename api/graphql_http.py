@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
-import uuid
 from functools import lru_cache
 from inspect import isawaitable
 from typing import Any
@@ -111,7 +111,7 @@ def _request_id(header: str | None) -> str:
     """The client's X-Request-Id when it is a sane token, else a new one."""
     if header and _REQUEST_ID.match(header):
         return header
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
 
 
 def _root_fields(operation: OperationDefinitionNode) -> str:
@@ -290,13 +290,19 @@ class GraphQLEndpoint:
             return self._reply(internal_error(exc), media, 500)
 
     async def _handle(self, request: Request) -> Response:
-        request_id = _request_id(request.headers.get("x-request-id"))
-        response = await self._serve(request, request_id)
+        # The headers read below, decoded once (Starlette's Headers scans the list per lookup);
+        # the first of a repeated header wins, as with Headers.get.
+        incoming = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in reversed(request.scope["headers"])
+        }
+        request_id = _request_id(incoming.get("x-request-id"))
+        response = await self._serve(request, request_id, incoming)
         response.headers["X-Request-Id"] = request_id
         return response
 
-    async def _serve(self, request: Request, request_id: str) -> Response:
-        accept = request.headers.get("accept")
+    async def _serve(self, request: Request, request_id: str, incoming: dict[str, str]) -> Response:
+        accept = incoming.get("accept")
         if (
             request.method == "GET"
             and self._graphiql
@@ -313,9 +319,7 @@ class GraphQLEndpoint:
         # Request errors are 4xx under the new media type, 200 under the legacy one.
         request_status = 400 if media == GRAPHQL_RESPONSE else 200
         state = request.app.state
-        caller = await self._authenticator.authenticate(
-            state.pool, request.headers.get("authorization")
-        )
+        caller = await self._authenticator.authenticate(state.pool, incoming.get("authorization"))
         if isinstance(caller, str):
             _audit_refusal(request, request_id, 401, caller)
             return self._reply(
@@ -332,7 +336,7 @@ class GraphQLEndpoint:
             return self._reply(
                 request_error(message, "RATE_LIMITED"), media, 429, {"Retry-After": str(seconds)}
             )
-        params = await self._params(request, media)
+        params = await self._params(request, media, incoming)
         if isinstance(params, Response):
             return params
         query, variables, operation_name = params
@@ -501,7 +505,7 @@ class GraphQLEndpoint:
         return Response(body, status_code=200, media_type=media, headers=headers)
 
     async def _params(
-        self, request: Request, media: str
+        self, request: Request, media: str, incoming: dict[str, str]
     ) -> tuple[str, dict[str, Any] | None, str | None] | Response:
         if request.method == "GET":
             raw: Any = dict(request.query_params)
@@ -511,12 +515,12 @@ class GraphQLEndpoint:
                 except orjson.JSONDecodeError:
                     return self._bad_request("`variables` is not valid JSON", media)
         else:
-            content_type = request.headers.get("content-type", "")
+            content_type = incoming.get("content-type", "")
             if content_type.split(";", 1)[0].strip().lower() != JSON:
                 return self._bad_request(
                     "send the request body as application/json", media, status=415
                 )
-            declared = request.headers.get("content-length", "")
+            declared = incoming.get("content-length", "")
             too_large = f"the request body is larger than {self._max_body:,} bytes"
             if declared.isdigit() and int(declared) > self._max_body:
                 return self._bad_request(too_large, media, status=413)

@@ -99,7 +99,7 @@ class Sel:
     children: Fields = field(default_factory=Fields)
     arguments: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     mask: MaskKind | None = None
-    static: bool = True  # renders the same SQL text for every request (binds nothing)
+    static: bool = True  # may render the same SQL text for every request (see _object)
     node: FieldNode | None = None  # set for a field Python answers (api/python_fields.py)
 
     def child(self, *path: str) -> Sel | None:
@@ -162,11 +162,15 @@ _NESTED = {
     "Purchase": {"product"},
     "StoredScores": {"recommended_products"},
 }
-# Nested fields whose SQL binds no parameter (their rows are correlated to their owner's).
+# Nested fields whose SQL depends on nothing but their arguments and selection (their rows are
+# correlated to their owner's; no CTE, no customers read): with literal arguments, or none,
+# they render the same text for every request (see _object).
 _STATIC_NESTED = {
     ("Customer", "identities"),
     ("Customer", "consents"),
     ("Customer", "purchase_summary"),
+    ("Customer", "purchases"),
+    ("Customer", "interactions"),
     ("Purchase", "product"),
     ("StoredScores", "recommended_products"),
 }
@@ -221,16 +225,15 @@ class _Compiler:
             raise Unsupported(f"{coordinate} is not compiled to SQL")
         if definition.args:
             sel.arguments = self.arguments(definition, node, strawberry_field)
-            sel.static = False
+            sel.static = not uses_variables(node)
         if node.selection_set is not None:
             if not isinstance(named, GraphQLObjectType):
                 raise Unsupported(f"abstract type {named.name}")
             sel.children = self.selection(named, node.selection_set)
-            sel.static = (
-                (parent.name, attr) in _STATIC_NESTED
-                and sel.arguments is None
-                and sel.children.static
+            nested_static = (parent.name, attr) in _STATIC_NESTED or parent.name.endswith(
+                ("Connection", "Edge")  # nodes, edges, pageInfo: parts of their page
             )
+            sel.static = sel.static and nested_static and sel.children.static
         return sel
 
     @staticmethod
@@ -297,13 +300,19 @@ def _scalar(sel: Sel, view: dict[str, str], alias: str) -> str:
 
 
 def _object(env: Env, sels: Fields, type_name: str, alias: str) -> str:
-    """The JSON object of a row of ``type_name`` aliased ``alias``."""
-    if sels.static:
-        found = sels.rendered.get((type_name, alias))
-        if found is None:
-            found = sels.rendered[(type_name, alias)] = _render_object(env, sels, type_name, alias)
-        return found
-    return _render_object(env, sels, type_name, alias)
+    """The JSON object of a row of ``type_name`` aliased ``alias`` (its text kept for the
+    next request when it is the same for every request and bound no value)."""
+    if not sels.static:
+        return _render_object(env, sels, type_name, alias)
+    found = sels.rendered.get((type_name, alias))
+    if found is None:
+        bound = len(env.st.params)
+        found = _render_object(env, sels, type_name, alias)
+        if len(env.st.params) != bound:  # literal arguments bound values (a date, a cursor)
+            sels.static = False
+        else:
+            sels.rendered[(type_name, alias)] = found
+    return found
 
 
 def _render_object(env: Env, sels: Fields, type_name: str, alias: str) -> str:
@@ -620,7 +629,7 @@ class Rendered:
 class SqlQuery:
     """An operation compiled for one role: rendered per request into one statement."""
 
-    __slots__ = ("machine_client", "roots", "track_reads")
+    __slots__ = ("answers_in_python", "machine_client", "roots", "track_reads")
 
     def __init__(
         self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode,
@@ -637,11 +646,7 @@ class SqlQuery:
         )
         self.track_reads = track_reads
         self.machine_client = role is Role.PERSONALIZATION
-
-    @property
-    def answers_in_python(self) -> bool:
-        """Whether some fields are filled in by Python after the statement."""
-        return _has_python(self.roots)
+        self.answers_in_python = _has_python(self.roots)  # some fields filled in after the SQL
 
     async def fill(
         self, data: dict[str, Any], context: Context, variables: dict[str, Any] | None

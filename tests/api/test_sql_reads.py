@@ -197,3 +197,44 @@ async def test_fields_python_answers_are_merged_into_the_statements_json(client,
     assert READS.fallbacks - before[1] == {}
     # The page's statement, then one batch for the Python fields (customers by id).
     assert int(response.headers["X-SQL-Statements"]) <= 3
+
+
+
+def _renderer(query: str, settings):
+    """The admin's plan of ``query`` and a function rendering it for some variables."""
+    document = parse(query)
+    operation = get_operation_ast(document)
+    plan = compile_sql(schema._schema, document, operation, Role.ADMIN, track_reads=False)
+    assert not isinstance(plan, str), plan
+
+    def render(**values):
+        coerced = get_variable_values(schema._schema, operation.variable_definitions, values)
+        return plan.render(coerced, settings)
+
+    return plan, render
+
+
+async def test_objects_with_literal_arguments_render_once_and_stay_per_request(
+    client, shop, settings
+):
+    """A customer object whose nested pages have literal arguments is the same text for every
+    request: rendered once, then reused, while the id stays a bound value per request. A
+    literal that must be bound (a date) keeps its object rendered per request."""
+    plan, render = _renderer(W1, settings)
+    first, second = render(id=str(shop[3])), render(id=str(shop[0]))
+    assert first.sql == second.sql
+    assert first.params == [[shop[3]]]
+    assert second.params == [[shop[0]]]
+    assert plan.roots[0].children.rendered  # the customer object's text, kept
+    for cid, amounts in ((shop[3], ["4.05", "3.05", "2.05", "1.05"]), (shop[0], ["1.05"])):
+        w1 = data(await gql(client, W1, {"id": str(cid)}))["customer"]
+        assert [p["amount"] for p in w1["purchases"]["nodes"]] == amounts
+
+    dated = """query($id: ID!) { customer(id: $id) { id
+        purchases(first: 10, since: "2025-01-13T00:00:00Z") { nodes { amount } } } }"""
+    plan, render = _renderer(dated, settings)
+    assert render(id=str(shop[3])).params[1:] == render(id=str(shop[0])).params[1:]
+    assert not plan.roots[0].children.rendered  # its date is bound anew each time
+    for cid, amounts in ((shop[3], ["4.05", "3.05"]), (shop[0], [])):
+        w = data(await gql(client, dated, {"id": str(cid)}))["customer"]
+        assert [p["amount"] for p in w["purchases"]["nodes"]] == amounts
