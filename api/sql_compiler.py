@@ -174,7 +174,7 @@ _STATIC_NESTED = {
     ("StoredScores", "recommended_products"),
 }
 # Fields rendered by a renderer that binds parameters although they take no argument.
-_BINDS: set[tuple[str, str]] = set()
+_BINDS: set[tuple[str, str]] = {("Customer", "scores_withheld")}
 # Root fields whose SQL needs rows read first (a saved segment's definition): an async
 # look-up per field, given the field, the request's variables and its database; what it
 # returns is kept in Env.found under id(field) for the renderer.

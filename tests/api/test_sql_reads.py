@@ -197,3 +197,12 @@ async def test_fields_python_answers_are_merged_into_the_statements_json(client,
     assert READS.fallbacks - before[1] == {}
     # The page's statement, then one batch for the Python fields (customers by id).
     assert int(response.headers["X-SQL-Statements"]) <= 3
+
+
+async def test_a_field_that_binds_without_arguments_is_rendered_afresh_each_time(client, shop):
+    """scoresWithheld binds its reasons' texts: its object must not be reused as static text
+    (the second request's statement would name a parameter it does not have)."""
+    query = "query($id: ID!) { customer(id: $id) { id scoresWithheld } }"
+    for cid in shop[:2]:
+        answer = data(await gql(client, query, {"id": str(cid)}))
+        assert answer == {"customer": {"id": str(cid), "scoresWithheld": None}}
