@@ -447,7 +447,8 @@ class GraphQLEndpoint:
             return self._reply({"errors": [format_error(e) for e in coerced]}, media, status)
         settings = context.settings
         try:
-            statement = plan.render(coerced, settings)
+            found = await plan.look_up(coerced, context.db) if plan.lookups else None
+            statement = plan.render(coerced, settings, found)
         except Fallback as why:
             READS.fall_back(name, why.reason)
             return None

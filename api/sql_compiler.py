@@ -23,7 +23,7 @@ test suite sends.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +62,7 @@ from domain.ids import parse_id
 from domain.pagination import check_page_size, decode_cursor
 from sql import json_read as j
 from sql.customer_list import customer_count_statement, customer_page_statement
+from sql.executor import Database
 from sql.repositories import PRODUCT_ORDERING
 
 _STRAWBERRY_FIELD = "strawberry-definition"
@@ -124,6 +125,7 @@ class Env:
     machine_client: bool
     ctes: list[str] = field(default_factory=list)
     read_ids: list[str] = field(default_factory=list)  # queries of the customers read
+    found: dict[object, Any] = field(default_factory=dict)  # rows looked up before (_LOOKUPS)
 
     def args(self, sel: Sel) -> dict[str, Any]:
         assert sel.arguments is not None
@@ -137,7 +139,8 @@ class Env:
 
 # -- Compiling the selection -----------------------------------------------------------------
 
-# Object types rendered here and the fields of each this module renders.
+# Object types rendered here and the fields of each this module renders (saved segments
+# and RFM add theirs at import: api/sql_compiler_segments.py, api/sql_compiler_rfm.py).
 _SCALARS = {
     "Customer": j.CUSTOMER,
     "Purchase": j.PURCHASE,
@@ -174,6 +177,13 @@ _STATIC_NESTED = {
     ("Purchase", "product"),
     ("StoredScores", "recommended_products"),
 }
+# Fields whose SQL differs from one request to the next although they take no variable (they
+# bind values of their own, or embed what a look-up found): never kept as static text.
+_PER_REQUEST: set[tuple[str, str]] = {("Customer", "scores_withheld")}
+# Root fields whose SQL needs rows read first (a saved segment's definition): an async
+# look-up per field, given the field, the request's variables and its database; what it
+# returns is kept in Env.found under id(field) for the renderer.
+_LOOKUPS: dict[tuple[str, str], Callable[[Sel, Any, Database], Awaitable[object]]] = {}
 _CONNECTION_FIELDS = {"nodes", "edges", "page_info", "total_count"}
 _PAGE_INFO = {"has_next_page", "has_previous_page", "start_cursor", "end_cursor"}
 
@@ -234,6 +244,8 @@ class _Compiler:
                 ("Connection", "Edge")  # nodes, edges, pageInfo: parts of their page
             )
             sel.static = sel.static and nested_static and sel.children.static
+        if (parent.name, attr) in _PER_REQUEST:
+            sel.static = False
         return sel
 
     @staticmethod
@@ -629,7 +641,7 @@ class Rendered:
 class SqlQuery:
     """An operation compiled for one role: rendered per request into one statement."""
 
-    __slots__ = ("answers_in_python", "machine_client", "roots", "track_reads")
+    __slots__ = ("answers_in_python", "lookups", "machine_client", "roots", "track_reads")
 
     def __init__(
         self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode,
@@ -647,6 +659,13 @@ class SqlQuery:
         self.track_reads = track_reads
         self.machine_client = role is Role.PERSONALIZATION
         self.answers_in_python = _has_python(self.roots)  # some fields filled in after the SQL
+        self.lookups = [s for s in self.roots if ("Query", s.attr) in _LOOKUPS]
+
+    async def look_up(self, variables: Any, db: Database) -> dict[object, Any]:
+        """What the root fields need read before rendering (see _LOOKUPS), for render()."""
+        return {
+            id(sel): await _LOOKUPS[("Query", sel.attr)](sel, variables, db) for sel in self.lookups
+        }
 
     async def fill(
         self, data: dict[str, Any], context: Context, variables: dict[str, Any] | None
@@ -660,9 +679,12 @@ class SqlQuery:
                 return False
         return True
 
-    def render(self, variables: Any, settings: Settings) -> Rendered:
-        """The statement for these (coerced) variables; Fallback when Python must answer."""
-        env = Env(j.Statement(), variables, settings, self.machine_client)
+    def render(
+        self, variables: Any, settings: Settings, found: dict[object, Any] | None = None
+    ) -> Rendered:
+        """The statement for these (coerced) variables and what look_up() found; Fallback
+        when Python must answer."""
+        env = Env(j.Statement(), variables, settings, self.machine_client, found=found or {})
         data = _object(env, self.roots, "Query", "")
         with_ = f"WITH {', '.join(env.ctes)} " if env.ctes else ""
         columns = f"{data}::text"
@@ -706,3 +728,8 @@ def compile_sql(
     except Exception:  # our bug: the Python paths still answer; the log and metric show it
         _log.exception("the SQL compiler failed on an operation; the Python paths answer it")
         return "compiler error (logged)"
+
+
+# Renderers of other modules, which use the helpers above; each registers itself in the
+# tables above (imported last, as they import this module).
+from api import sql_compiler_rfm, sql_compiler_segments  # noqa: E402, F401

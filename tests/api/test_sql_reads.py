@@ -199,7 +199,6 @@ async def test_fields_python_answers_are_merged_into_the_statements_json(client,
     assert int(response.headers["X-SQL-Statements"]) <= 3
 
 
-
 def _renderer(query: str, settings):
     """The admin's plan of ``query`` and a function rendering it for some variables."""
     document = parse(query)
@@ -238,3 +237,12 @@ async def test_objects_with_literal_arguments_render_once_and_stay_per_request(
     for cid, amounts in ((shop[3], ["4.05", "3.05"]), (shop[0], [])):
         w = data(await gql(client, dated, {"id": str(cid)}))["customer"]
         assert [p["amount"] for p in w["purchases"]["nodes"]] == amounts
+
+
+async def test_a_field_that_binds_without_arguments_is_rendered_afresh_each_time(client, shop):
+    """scoresWithheld binds its reasons' texts: its object must not be reused as static text
+    (the second request's statement would name a parameter it does not have)."""
+    query = "query($id: ID!) { customer(id: $id) { id scoresWithheld } }"
+    for cid in shop[:2]:
+        answer = data(await gql(client, query, {"id": str(cid)}))
+        assert answer == {"customer": {"id": str(cid), "scoresWithheld": None}}
