@@ -1,7 +1,7 @@
 """RFM in the compiled reads (issue 14): ``Customer.rfm``, a row of the snapshot of
 ``cdm rfm`` (null when the customer is not in it), and ``rfmSummary``, every named segment's
 size and value. Enums render as strawberry renders them (the member's name), decimals as
-``str(Decimal)``, floats as Python writes them (``sql.json_segments.python_float``).
+``str(Decimal)``, floats as Python writes them (``sql.json_read.python_float``).
 """
 
 from __future__ import annotations

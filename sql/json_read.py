@@ -127,6 +127,18 @@ def json_text(value: str) -> str:
     return json.dumps(value)
 
 
+def python_float(expression: str) -> str:
+    """A float8 as the JSON Python writes of a float: PostgreSQL's text of a float8 is the
+    shortest that reads back, like ``repr(float)``, except that a whole number has no
+    ``.0`` (``1`` where Python writes ``1.0``). Whole numbers from 1e15 on are written
+    differently again by both (not reached by shares, averages and probabilities)."""
+    x = expression
+    return (
+        f"(CASE WHEN {x} = trunc({x}) AND abs({x}) < 1e15 THEN ({x}::text || '.0')::json"
+        f" ELSE to_json({x}) END)"
+    )
+
+
 # -- Views: attribute name -> expression over the view's alias ({a}). ----------------------
 
 TIME = "cdm_json_time({})"
@@ -199,11 +211,11 @@ INTERACTION = {
 STORED_SCORES = {
     "as_of": TIME.format("{a}.as_of"),
     "scored_at": TIME.format("{a}.scored_at"),
-    "churn_probability": "{a}.churn_probability",
+    "churn_probability": python_float("{a}.churn_probability"),
     "churn_model_version": "{a}.churn_model_version",
-    "purchase_30d_probability": "{a}.purchase_30d_probability",
-    "expected_purchases": "{a}.expected_purchases",
-    "expected_days_to_next": "{a}.expected_days_to_next",
+    "purchase_30d_probability": python_float("{a}.purchase_30d_probability"),
+    "expected_purchases": python_float("{a}.expected_purchases"),
+    "expected_days_to_next": python_float("{a}.expected_days_to_next"),
     "next_purchase_model_version": "{a}.next_purchase_model_version",
     "upsell_model_version": "{a}.upsell_model_version",
 }

@@ -13,22 +13,9 @@ from datetime import datetime
 from domain.predictions import RiskBands
 from domain.rfm import RfmSegment
 from domain.segments import SegmentFilter
-from sql.json_read import TIME, Raw, Statement, integer, json_list, key
+from sql.json_read import TIME, Raw, Statement, integer, json_list, key, python_float
 from sql.queries import query
 from sql.segments import members_clause
-
-
-def python_float(expression: str) -> str:
-    """A float8 as the JSON Python writes of a float: PostgreSQL's text of a float8 is the
-    shortest that reads back, like ``repr(float)``, except that a whole number has no
-    ``.0`` (``1`` where Python writes ``1.0``). Whole numbers from 1e15 on are written
-    differently again by both (not reached by shares, averages and probabilities)."""
-    x = expression
-    return (
-        f"(CASE WHEN {x} = trunc({x}) AND abs({x}) < 1e15 THEN ({x}::text || '.0')::json"
-        f" ELSE to_json({x}) END)"
-    )
-
 
 SEGMENT = {
     "id": "{a}.id::text",

@@ -7,6 +7,8 @@ one statement, masking inside the database, rounding ties, and honest fallback c
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from graphql import get_operation_ast, parse
 from graphql.execution.values import get_variable_values
@@ -246,3 +248,30 @@ async def test_a_field_that_binds_without_arguments_is_rendered_afresh_each_time
     for cid in shop[:2]:
         answer = data(await gql(client, query, {"id": str(cid)}))
         assert answer == {"customer": {"id": str(cid), "scoresWithheld": None}}
+
+
+async def test_whole_floats_are_written_as_python_writes_them(client, db):
+    """A churn probability of exactly 1 is `1.0` in Python's JSON; PostgreSQL writes `1`.
+    The parity check compares the JSON text too, so either difference fails there."""
+    cid = await add_customer(db)
+    await db.execute(
+        "INSERT INTO customer_scores (customer_id, as_of, churn_probability,"
+        " purchase_30d_probability, expected_purchases, expected_days_to_next)"
+        " VALUES ($1, $2, 1, 0, 2, 0.5)", cid, T0,
+    )  # fmt: skip
+    query = """query($id: ID!) { customer(id: $id) { storedScores { churnProbability
+        purchase30dProbability expectedPurchases expectedDaysToNext } } }"""
+    response = await client.post("/graphql", json={"query": query, "variables": {"id": str(cid)}})
+    assert response.headers["X-SQL-Statements"] == "1"
+    scores = json.loads(response.text, parse_float=lambda s: f"float:{s}")
+    assert scores["data"]["customer"]["storedScores"] == {
+        "churnProbability": "float:1.0", "purchase30dProbability": "float:0.0",
+        "expectedPurchases": "float:2.0", "expectedDaysToNext": "float:0.5",
+    }  # fmt: skip
+
+
+def test_the_parity_check_tells_1_from_1_0():
+    from api.parity import _same
+
+    assert _same({"a": [1.5, "x"]}, {"a": [1.5, "x"]})
+    assert not _same({"a": 1}, {"a": 1.0})
