@@ -529,8 +529,8 @@ def _consents(env: Env, sel: Sel, c: str) -> str:
 
 
 def _purchase_summary(env: Env, sel: Sel, c: str) -> str:
-    distinct = any(s.attr in j.SUMMARY_NEEDS_DISTINCT for s in sel.children)
-    return j.summary(c, _object(env, sel.children, "PurchaseSummary", "s"), distinct)
+    counts = [n for s in sel.children for n in j.SUMMARY_DISTINCT.get(s.attr, ())]
+    return j.summary(c, _object(env, sel.children, "PurchaseSummary", "s"), counts)
 
 
 def _withheld(env: Env, c: str) -> str:
