@@ -29,11 +29,11 @@ from typing import Any
 import orjson
 
 import sql.audit
-from api.oidc import looks_like_jwt
 from api.rate_limit import RateLimiter
 from domain.access import Caller
 from domain.api_keys import key_prefix
 from domain.audit import AuditEntry, AuditKind
+from domain.oidc import looks_like_jwt
 
 _log = logging.getLogger("cdm.audit")
 

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 
-from api.oidc import OidcVerifier, looks_like_jwt
 from cdm.settings import Settings
 from domain.access import Caller
 from domain.api_keys import ApiKey, key_prefix, matches
+from domain.oidc import looks_like_jwt
 from sql.api_keys import key_by_prefix
+
+if TYPE_CHECKING:
+    from api.oidc import OidcVerifier
 
 _HOW = "create one with `cdm keys create --role <role> --name <who>`"
 
@@ -32,9 +36,12 @@ class Authenticator:
         """Raises ValueError for OIDC settings that cannot work (e.g. a malformed
         CDM_OIDC_ROLE_MAP), so a misconfigured server fails at start-up."""
         self._settings = settings
-        self._oidc = (
-            OidcVerifier(settings) if settings is not None and settings.oidc_issuer else None
-        )
+        self._oidc: OidcVerifier | None = None
+        if settings is not None and settings.oidc_issuer:
+            # Late: PyJWT and cryptography cost a worker's start-up ~0.1-0.3 s, for OIDC only.
+            from api.oidc import OidcVerifier
+
+            self._oidc = OidcVerifier(settings)
         self._accepted = f"a CDM API key ({_HOW})" + (
             f" or a JWT from {self._oidc.issuer}" if self._oidc is not None else ""
         )

@@ -8,7 +8,6 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-import plotly
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import Route
@@ -31,6 +30,8 @@ def _text(name: str) -> str:
 
 
 def _plotly_js() -> Path:
+    import plotly  # late: only its file's location is needed, on the dashboard's first visit
+
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 

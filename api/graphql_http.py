@@ -9,9 +9,10 @@ schema, and encodes with orjson. Media types and status codes follow the spec:
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import re
-import uuid
 from functools import lru_cache
 from inspect import isawaitable
 from typing import Any
@@ -38,7 +39,7 @@ from graphql import (
 from graphql.execution.values import get_variable_values
 from graphql.language import print_ast
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
 
@@ -71,6 +72,7 @@ JSON = "application/json"
 MAX_QUERY_LENGTH = 100_000
 _NO_CACHE = {"Cache-Control": "no-store"}
 _RETRY = {"Retry-After": "1"}
+_log = logging.getLogger(__name__)
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -109,7 +111,7 @@ def _request_id(header: str | None) -> str:
     """The client's X-Request-Id when it is a sane token, else a new one."""
     if header and _REQUEST_ID.match(header):
         return header
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
 
 
 def _root_fields(operation: OperationDefinitionNode) -> str:
@@ -275,6 +277,10 @@ class GraphQLEndpoint:
         id, never a stack trace."""
         try:
             return await self._handle(request)
+        except ClientDisconnect:
+            # The client left before sending its whole body: nobody to answer, nothing wrong.
+            _log.debug("client disconnected before the request body was read")
+            return Response(status_code=400)
         except Exception as exc:
             media = negotiate(request.headers.get("accept")) or JSON
             if is_unavailable(exc):
@@ -284,13 +290,19 @@ class GraphQLEndpoint:
             return self._reply(internal_error(exc), media, 500)
 
     async def _handle(self, request: Request) -> Response:
-        request_id = _request_id(request.headers.get("x-request-id"))
-        response = await self._serve(request, request_id)
+        # The headers read below, decoded once (Starlette's Headers scans the list per lookup);
+        # the first of a repeated header wins, as with Headers.get.
+        incoming = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in reversed(request.scope["headers"])
+        }
+        request_id = _request_id(incoming.get("x-request-id"))
+        response = await self._serve(request, request_id, incoming)
         response.headers["X-Request-Id"] = request_id
         return response
 
-    async def _serve(self, request: Request, request_id: str) -> Response:
-        accept = request.headers.get("accept")
+    async def _serve(self, request: Request, request_id: str, incoming: dict[str, str]) -> Response:
+        accept = incoming.get("accept")
         if (
             request.method == "GET"
             and self._graphiql
@@ -307,9 +319,7 @@ class GraphQLEndpoint:
         # Request errors are 4xx under the new media type, 200 under the legacy one.
         request_status = 400 if media == GRAPHQL_RESPONSE else 200
         state = request.app.state
-        caller = await self._authenticator.authenticate(
-            state.pool, request.headers.get("authorization")
-        )
+        caller = await self._authenticator.authenticate(state.pool, incoming.get("authorization"))
         if isinstance(caller, str):
             _audit_refusal(request, request_id, 401, caller)
             return self._reply(
@@ -326,7 +336,7 @@ class GraphQLEndpoint:
             return self._reply(
                 request_error(message, "RATE_LIMITED"), media, 429, {"Retry-After": str(seconds)}
             )
-        params = await self._params(request, media)
+        params = await self._params(request, media, incoming)
         if isinstance(params, Response):
             return params
         query, variables, operation_name = params
@@ -437,7 +447,8 @@ class GraphQLEndpoint:
             return self._reply({"errors": [format_error(e) for e in coerced]}, media, status)
         settings = context.settings
         try:
-            statement = plan.render(coerced, settings)
+            found = await plan.look_up(coerced, context.db) if plan.lookups else None
+            statement = plan.render(coerced, settings, found)
         except Fallback as why:
             READS.fall_back(name, why.reason)
             return None
@@ -452,6 +463,7 @@ class GraphQLEndpoint:
                 return None
             return orjson.dumps(data)
 
+        state = request.app.state
         if settings.verify_sql_reads:
             assert prepared.document is not None
             document = prepared.document
@@ -468,7 +480,6 @@ class GraphQLEndpoint:
                     apply_masks(data, authorization.masks)
                 return data
 
-            state = request.app.state
             checked = await parity.answer_checked(
                 state.pool, state.database_url, context, statement.sql, statement.params,
                 reference, masked, prepared_query(document), complete,
@@ -477,16 +488,15 @@ class GraphQLEndpoint:
                 return None
             data, row = checked
         else:
-            row = await context.db.fetchrow_composed(
-                statement.sql, statement.params, request.app.state.read_pool
-            )
+            pool = state.pool if plan.aggregates else state.read_pool
+            row = await context.db.fetchrow_composed(statement.sql, statement.params, pool)
             answer = await complete(row[0])
             if answer is None:
                 return None
             data = answer
         if statement.reads_customers:
             context.db.read_customers(row[1])
-        _audit_reads(request.app.state, context, operation, authorization)
+        _audit_reads(state, context, operation, authorization)
         READS.answer(SQL)
         headers = {**_NO_CACHE}
         if settings.expose_statement_count:
@@ -495,7 +505,7 @@ class GraphQLEndpoint:
         return Response(body, status_code=200, media_type=media, headers=headers)
 
     async def _params(
-        self, request: Request, media: str
+        self, request: Request, media: str, incoming: dict[str, str]
     ) -> tuple[str, dict[str, Any] | None, str | None] | Response:
         if request.method == "GET":
             raw: Any = dict(request.query_params)
@@ -505,12 +515,12 @@ class GraphQLEndpoint:
                 except orjson.JSONDecodeError:
                     return self._bad_request("`variables` is not valid JSON", media)
         else:
-            content_type = request.headers.get("content-type", "")
+            content_type = incoming.get("content-type", "")
             if content_type.split(";", 1)[0].strip().lower() != JSON:
                 return self._bad_request(
                     "send the request body as application/json", media, status=415
                 )
-            declared = request.headers.get("content-length", "")
+            declared = incoming.get("content-length", "")
             too_large = f"the request body is larger than {self._max_body:,} bytes"
             if declared.isdigit() and int(declared) > self._max_body:
                 return self._bad_request(too_large, media, status=413)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 import urllib.error
 import urllib.request
@@ -54,14 +53,7 @@ LEEWAY_SECONDS = 30  # clock skew between the provider and us
 _CHECKS: Options = {"require": ["exp", "iss", "aud", "sub"], "enforce_minimum_key_length": True}
 _MAX_DOCUMENT_BYTES = 1_000_000
 _UNREACHABLE = "could not verify the token: the identity provider is unreachable; try again shortly"
-# Three base64url segments; the signature may be empty (alg "none", refused with its reason).
-_JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+={0,2}\.[A-Za-z0-9_-]+={0,2}\.[A-Za-z0-9_-]*={0,2}$")
 _LOOPBACK = ("localhost", "127.0.0.1", "::1")
-
-
-def looks_like_jwt(value: str) -> bool:
-    """Whether a bearer value has a JWT's shape (so it is worth verifying as one)."""
-    return _JWT_SHAPE.match(value) is not None
 
 
 class Unavailable(Exception):

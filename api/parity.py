@@ -97,7 +97,7 @@ async def answer_checked(
             raise cause  # the database failed the reference (a restart ...): answered as such
     data = orjson.loads(answer)
     expected = masked(result.data)
-    if result.errors or data != expected:
+    if result.errors or not _same(data, expected):
         problem = (
             f"SQL and graphql-core differ for {query!r}:\n  sql:          {data!r}\n"
             f"  graphql-core: {expected!r}\n  errors: {result.errors!r}"
@@ -106,3 +106,9 @@ async def answer_checked(
         MISMATCHES.append(problem)
         raise ParityMismatch(problem)
     return answer, row
+
+
+def _same(data: Any, expected: Any) -> bool:
+    """Equal as the client reads them: as JSON text too, where ``1`` is not ``1.0`` (they are
+    equal as Python values)."""
+    return data == expected and orjson.dumps(data) == orjson.dumps(expected)

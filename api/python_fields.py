@@ -1,4 +1,4 @@
-"""Customer fields that need Python (live model scores, recommendations, RFM, lifetime value,
+"""Customer fields that need Python (live model scores, recommendations, lifetime value,
 field sources), resolved after the SQL statement, batched, and merged into its JSON.
 
 The SQL compiler renders such a field as null at its place in the customer object and adds a
@@ -34,7 +34,7 @@ from api.selection import Unsupported
 
 # Customer fields answered by Python (strawberry attribute names).
 PYTHON_CUSTOMER_FIELDS = frozenset(
-    {"churn_risk", "next_purchase", "recommendations", "rfm", "lifetime_value", "field_sources"}
+    {"churn_risk", "next_purchase", "recommendations", "lifetime_value", "field_sources"}
 )
 HIDDEN_ID = "0id"  # not a GraphQL name, so no alias of a client's can be it
 _ROOT, _IDS, _ID = "cdmMerge", "cdmMergeIds", "cdmMergeId"

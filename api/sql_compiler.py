@@ -23,7 +23,7 @@ test suite sends.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,7 @@ from domain.ids import parse_id
 from domain.pagination import check_page_size, decode_cursor
 from sql import json_read as j
 from sql.customer_list import customer_count_statement, customer_page_statement
+from sql.executor import Database
 from sql.repositories import PRODUCT_ORDERING
 
 _STRAWBERRY_FIELD = "strawberry-definition"
@@ -92,7 +93,7 @@ class Sel:
     children: Fields = field(default_factory=Fields)
     arguments: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     mask: MaskKind | None = None
-    static: bool = True  # renders the same SQL text for every request (binds nothing)
+    static: bool = True  # may render the same SQL text for every request (see _object)
     node: FieldNode | None = None  # set for a field Python answers (api/python_fields.py)
 
     def child(self, *path: str) -> Sel | None:
@@ -117,6 +118,7 @@ class Env:
     machine_client: bool
     ctes: list[str] = field(default_factory=list)
     read_ids: list[str] = field(default_factory=list)  # queries of the customers read
+    found: dict[object, Any] = field(default_factory=dict)  # rows looked up before (_LOOKUPS)
 
     def args(self, sel: Sel) -> dict[str, Any]:
         assert sel.arguments is not None
@@ -135,7 +137,8 @@ class Env:
 
 # -- Compiling the selection -----------------------------------------------------------------
 
-# Object types rendered here and the fields of each this module renders.
+# Object types rendered here and the fields of each this module renders (saved segments
+# and RFM add theirs at import: api/sql_compiler_segments.py, api/sql_compiler_rfm.py).
 _SCALARS = {
     "Customer": j.CUSTOMER,
     "Purchase": j.PURCHASE,
@@ -163,14 +166,25 @@ _NESTED = {
     **sql_analytics.NESTED,
 }
 _NESTED["Query"] |= sql_analytics.ROOTS
-# Nested fields whose SQL binds no parameter (their rows are correlated to their owner's).
+# Nested fields whose SQL depends on nothing but their arguments and selection (their rows are
+# correlated to their owner's; no CTE, no customers read): with literal arguments, or none,
+# they render the same text for every request (see _object).
 _STATIC_NESTED = {
     ("Customer", "identities"),
     ("Customer", "consents"),
     ("Customer", "purchase_summary"),
+    ("Customer", "purchases"),
+    ("Customer", "interactions"),
     ("Purchase", "product"),
     ("StoredScores", "recommended_products"),
 }
+# Fields whose SQL differs from one request to the next although they take no variable (they
+# bind values of their own, or embed what a look-up found): never kept as static text.
+_PER_REQUEST: set[tuple[str, str]] = {("Customer", "scores_withheld")}
+# Root fields whose SQL needs rows read first (a saved segment's definition): an async
+# look-up per field, given the field, the request's variables and its database; what it
+# returns is kept in Env.found under id(field) for the renderer.
+_LOOKUPS: dict[tuple[str, str], Callable[[Sel, Any, Database], Awaitable[object]]] = {}
 _CONNECTION_FIELDS = {"nodes", "edges", "page_info", "total_count"}
 _PAGE_INFO = {"has_next_page", "has_previous_page", "start_cursor", "end_cursor"}
 
@@ -222,16 +236,17 @@ class _Compiler:
             raise Unsupported(f"{coordinate} is not compiled to SQL")
         if definition.args:
             sel.arguments = self.arguments(definition, node, strawberry_field)
-            sel.static = False
+            sel.static = not uses_variables(node)
         if node.selection_set is not None:
             if not isinstance(named, GraphQLObjectType):
                 raise Unsupported(f"abstract type {named.name}")
             sel.children = self.selection(named, node.selection_set)
-            sel.static = (
-                (parent.name, attr) in _STATIC_NESTED
-                and sel.arguments is None
-                and sel.children.static
+            nested_static = (parent.name, attr) in _STATIC_NESTED or parent.name.endswith(
+                ("Connection", "Edge")  # nodes, edges, pageInfo: parts of their page
             )
+            sel.static = sel.static and nested_static and sel.children.static
+        if (parent.name, attr) in _PER_REQUEST:
+            sel.static = False
         return sel
 
     @staticmethod
@@ -298,13 +313,19 @@ def _scalar(sel: Sel, view: dict[str, str], alias: str) -> str:
 
 
 def _object(env: Env, sels: Fields, type_name: str, alias: str) -> str:
-    """The JSON object of a row of ``type_name`` aliased ``alias``."""
-    if sels.static:
-        found = sels.rendered.get((type_name, alias))
-        if found is None:
-            found = sels.rendered[(type_name, alias)] = _render_object(env, sels, type_name, alias)
-        return found
-    return _render_object(env, sels, type_name, alias)
+    """The JSON object of a row of ``type_name`` aliased ``alias`` (its text kept for the
+    next request when it is the same for every request and bound no value)."""
+    if not sels.static:
+        return _render_object(env, sels, type_name, alias)
+    found = sels.rendered.get((type_name, alias))
+    if found is None:
+        bound = len(env.st.params)
+        found = _render_object(env, sels, type_name, alias)
+        if len(env.st.params) != bound:  # literal arguments bound values (a date, a cursor)
+            sels.static = False
+        else:
+            sels.rendered[(type_name, alias)] = found
+    return found
 
 
 def _render_object(env: Env, sels: Fields, type_name: str, alias: str) -> str:
@@ -509,8 +530,8 @@ def _consents(env: Env, sel: Sel, c: str) -> str:
 
 
 def _purchase_summary(env: Env, sel: Sel, c: str) -> str:
-    distinct = any(s.attr in j.SUMMARY_NEEDS_DISTINCT for s in sel.children)
-    return j.summary(c, _object(env, sel.children, "PurchaseSummary", "s"), distinct)
+    counts = [n for s in sel.children for n in j.SUMMARY_DISTINCT.get(s.attr, ())]
+    return j.summary(c, _object(env, sel.children, "PurchaseSummary", "s"), counts)
 
 
 def _withheld(env: Env, c: str) -> str:
@@ -622,7 +643,14 @@ class Rendered:
 class SqlQuery:
     """An operation compiled for one role: rendered per request into one statement."""
 
-    __slots__ = ("machine_client", "roots", "track_reads")
+    __slots__ = (
+        "aggregates",
+        "answers_in_python",
+        "lookups",
+        "machine_client",
+        "roots",
+        "track_reads",
+    )
 
     def __init__(
         self, schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode,
@@ -637,13 +665,24 @@ class SqlQuery:
         self.roots = _Compiler(schema, document, operation, role).selection(
             query_type, operation.selection_set
         )
+        aggregates = sum(sel.attr in sql_analytics.ROOTS for sel in self.roots)
+        if aggregates > 1:
+            # Each scans many rows: the Python paths run them side by side on several
+            # connections, where one statement would run them one after another.
+            raise Unsupported("several analytics roots")
+        # An aggregate is planned for its arguments' values (the compiled reads' generic plans
+        # made topProducts 60 % slower): it runs on the main pool, whose plans are custom.
+        self.aggregates = aggregates == 1
         self.track_reads = track_reads
         self.machine_client = role is Role.PERSONALIZATION
+        self.answers_in_python = _has_python(self.roots)  # some fields filled in after the SQL
+        self.lookups = [s for s in self.roots if ("Query", s.attr) in _LOOKUPS]
 
-    @property
-    def answers_in_python(self) -> bool:
-        """Whether some fields are filled in by Python after the statement."""
-        return _has_python(self.roots)
+    async def look_up(self, variables: Any, db: Database) -> dict[object, Any]:
+        """What the root fields need read before rendering (see _LOOKUPS), for render()."""
+        return {
+            id(sel): await _LOOKUPS[("Query", sel.attr)](sel, variables, db) for sel in self.lookups
+        }
 
     async def fill(
         self, data: dict[str, Any], context: Context, variables: dict[str, Any] | None
@@ -657,9 +696,12 @@ class SqlQuery:
                 return False
         return True
 
-    def render(self, variables: Any, settings: Settings) -> Rendered:
-        """The statement for these (coerced) variables; Fallback when Python must answer."""
-        env = Env(j.Statement(), variables, settings, self.machine_client)
+    def render(
+        self, variables: Any, settings: Settings, found: dict[object, Any] | None = None
+    ) -> Rendered:
+        """The statement for these (coerced) variables and what look_up() found; Fallback
+        when Python must answer."""
+        env = Env(j.Statement(), variables, settings, self.machine_client, found=found or {})
         data = _object(env, self.roots, "Query", "")
         with_ = f"WITH {', '.join(env.ctes)} " if env.ctes else ""
         columns = f"{data}::text"
@@ -703,3 +745,8 @@ def compile_sql(
     except Exception:  # our bug: the Python paths still answer; the log and metric show it
         _log.exception("the SQL compiler failed on an operation; the Python paths answer it")
         return "compiler error (logged)"
+
+
+# Renderers of other modules, which use the helpers above; each registers itself in the
+# tables above (imported last, as they import this module).
+from api import sql_compiler_rfm, sql_compiler_segments  # noqa: E402, F401

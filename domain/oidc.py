@@ -15,11 +15,19 @@ to fix at the provider or in the map, so the refusal names the roles it found.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from domain.access import Role
 
 _ROLE_NAMES = ", ".join(role.value for role in Role)
+# Three base64url segments; the signature may be empty (alg "none", refused with its reason).
+_JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+={0,2}\.[A-Za-z0-9_-]+={0,2}\.[A-Za-z0-9_-]*={0,2}$")
+
+
+def looks_like_jwt(value: str) -> bool:
+    """Whether a bearer value has a JWT's shape (so it is worth verifying as one)."""
+    return _JWT_SHAPE.match(value) is not None
 
 
 def parse_role_map(text: str) -> dict[str, Role]:

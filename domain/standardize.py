@@ -13,9 +13,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import phonenumbers
 import pycountry
-from email_validator import EmailNotValidError, validate_email
 
 from domain.times import SUPPORTED_FROM
 
@@ -65,6 +63,10 @@ def email(raw: str | None, field: str = "email") -> str | None:
     text = collapse(raw)
     if text is None:
         return None
+    # Late: email_validator (and the DNS and IDNA modules it brings) serves writes and imports
+    # only; a server's start-up and its reads need none of it.
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -79,6 +81,8 @@ def phone(raw: str | None, default_region: str | None = None, field: str = "phon
     text = collapse(raw)
     if text is None:
         return None
+    import phonenumbers  # late, as email_validator above: its metadata is for writes only
+
     try:
         parsed = phonenumbers.parse(text, default_region.upper() if default_region else None)
     except phonenumbers.NumberParseException:

@@ -9,9 +9,9 @@ rendered exactly as the Python path serializes it (``cdm_json_float``: migration
 
 from __future__ import annotations
 
-from sql.json_read import TIME
+from sql.json_read import TIME, python_float
 
-FLOAT = "cdm_json_float({})"
+FLOAT = python_float("{}")  # a template: FLOAT.format(expression)
 # The average order value: sql.analytics.RevenuePoint's and the kpis' quantize to the cent.
 _PER_ORDER = "cdm_per_order({a}.revenue, {a}.orders)::text"
 

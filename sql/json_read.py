@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -127,6 +127,12 @@ def json_text(value: str) -> str:
     return json.dumps(value)
 
 
+def python_float(expression: str) -> str:
+    """A float8 as the JSON text the Python path writes of it (orjson): ``cdm_json_float``,
+    migration 0014 (PostgreSQL writes ``1`` for ``1.0``, ``1e-06`` for ``1e-6``)."""
+    return f"cdm_json_float({expression})"
+
+
 # -- Views: attribute name -> expression over the view's alias ({a}). ----------------------
 
 TIME = "cdm_json_time({})"
@@ -199,11 +205,11 @@ INTERACTION = {
 STORED_SCORES = {
     "as_of": TIME.format("{a}.as_of"),
     "scored_at": TIME.format("{a}.scored_at"),
-    "churn_probability": "{a}.churn_probability",
+    "churn_probability": python_float("{a}.churn_probability"),
     "churn_model_version": "{a}.churn_model_version",
-    "purchase_30d_probability": "{a}.purchase_30d_probability",
-    "expected_purchases": "{a}.expected_purchases",
-    "expected_days_to_next": "{a}.expected_days_to_next",
+    "purchase_30d_probability": python_float("{a}.purchase_30d_probability"),
+    "expected_purchases": python_float("{a}.expected_purchases"),
+    "expected_days_to_next": python_float("{a}.expected_days_to_next"),
     "next_purchase_model_version": "{a}.next_purchase_model_version",
     "upsell_model_version": "{a}.upsell_model_version",
 }
@@ -220,28 +226,39 @@ SUMMARY = {
     "distinct_categories": "coalesce(d.distinct_categories, 0)",
     "currencies": "coalesce(to_json(s.currencies), '[]'::json)",
 }
-SUMMARY_NEEDS_DISTINCT = frozenset(
-    {"order_count", "average_order_value", "distinct_products", "distinct_categories"}
-)
-
+# The distinct counts a summary field needs (each one a count over the customer's purchases).
+SUMMARY_DISTINCT = {
+    "order_count": ("order_count",),
+    "average_order_value": ("order_count",),
+    "distinct_products": ("distinct_products",),
+    "distinct_categories": ("distinct_categories",),
+}
+_DISTINCT_COUNTS = {
+    "order_count": "count(DISTINCT coalesce(p.order_ref, p.external_id)) AS order_count",
+    "distinct_products": "count(DISTINCT p.product_id) AS distinct_products",
+    "distinct_categories": "count(DISTINCT pr.category) AS distinct_categories",
+}
 _SUMMARY_SOURCE = (
     "FROM (SELECT {customer}.id AS customer_id) k"
     " LEFT JOIN customer_purchase_stats s ON s.customer_id = k.customer_id"
 )
-_SUMMARY_DISTINCT = (
-    " LEFT JOIN LATERAL ("
-    "SELECT count(DISTINCT coalesce(p.order_ref, p.external_id)) AS order_count,"
-    " count(DISTINCT p.product_id) AS distinct_products,"
-    " count(DISTINCT pr.category) AS distinct_categories"
-    " FROM purchases p LEFT JOIN products pr ON pr.id = p.product_id"
-    " WHERE p.customer_id = s.customer_id) d ON true"
-)
 
 
-def summary(customer: str, obj: str, distinct: bool) -> str:
-    """The purchase summary object ``obj`` (over s and d) of the customer aliased ``customer``."""
+def summary(customer: str, obj: str, counts: Iterable[str]) -> str:
+    """The purchase summary object ``obj`` (over s and d) of the customer aliased ``customer``;
+    ``d`` holds only the distinct ``counts`` (of _DISTINCT_COUNTS) its fields need."""
     source = _SUMMARY_SOURCE.format(customer=customer)
-    return f"(SELECT {obj} {source}{_SUMMARY_DISTINCT if distinct else ''})"
+    needed = [name for name in _DISTINCT_COUNTS if name in set(counts)]
+    if needed:
+        products = "distinct_categories" in needed  # the category is the product's
+        source += (
+            " LEFT JOIN LATERAL (SELECT "
+            + ", ".join(_DISTINCT_COUNTS[name] for name in needed)
+            + " FROM purchases p"
+            + (" LEFT JOIN products pr ON pr.id = p.product_id" if products else "")
+            + " WHERE p.customer_id = s.customer_id) d ON true"
+        )
+    return f"(SELECT {obj} {source})"
 
 
 def withheld(customer: str, objected: str, no_consent: str | None) -> str:

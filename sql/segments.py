@@ -189,6 +189,11 @@ def _segment(r: asyncpg.Record) -> Segment:
     )  # fmt: skip
 
 
+def segment_of(r: asyncpg.Record) -> Segment:
+    """The domain segment of a row of the `segments` table (segment_by_id ...)."""
+    return _segment(r)
+
+
 async def create(
     conn: asyncpg.Connection, name: str, description: str | None, definition: SegmentFilter,
     created_by: str,

@@ -24,7 +24,7 @@ from domain.standardize import FieldError
 if TYPE_CHECKING:
     from api.schema.customers import CustomerType
 
-_ORDERING = "segment-members"
+MEMBERS_ORDERING = "segment-members"  # the cursors of Segment.customers
 
 
 @strawberry.input(description="Inclusive bounds; leave either open.")
@@ -162,7 +162,7 @@ class SegmentType:
     ) -> Connection[Annotated[CustomerType, strawberry.lazy("api.schema.customers")]]:
         from api.schema.customers import CustomerType
 
-        request = page_request(info, first, after, _ORDERING, 1)
+        request = page_request(info, first, after, MEMBERS_ORDERING, 1)
         last = int(request.after[0]) if request.after else None  # type: ignore[arg-type]
         context = info.context
         ids = await store.member_ids(
@@ -178,7 +178,7 @@ class SegmentType:
 
         keys = [(i,) for i in page]
         return connection(
-            nodes, cursors_for(_ORDERING, keys), has_next=len(ids) > first,
+            nodes, cursors_for(MEMBERS_ORDERING, keys), has_next=len(ids) > first,
             has_previous=after is not None, count=count,
         )  # fmt: skip
 

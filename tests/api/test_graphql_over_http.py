@@ -124,3 +124,39 @@ async def test_unexpected_errors_in_the_sql_path_are_masked(client, db, monkeypa
     assert len(error["extensions"]["errorId"]) == 32
     assert "SELECT" not in r.text
     assert "customers_secret" not in r.text
+
+
+async def test_a_client_leaving_mid_body_is_not_an_error(db, database_url, settings, caplog):
+    """A client that disconnects before its body arrives (wrk stopping, a closed tab) gets no
+    answer and leaves no "unexpected error" in the log: nobody did anything wrong."""
+    from api.app import create_app
+    from tests.conftest import api_key
+
+    app = create_app(settings, database_url)
+    key = (await api_key(db)).encode()
+    incoming = [
+        {"type": "http.request", "body": b'{"query": "{ customers', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return incoming.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/graphql", "raw_path": b"/graphql", "query_string": b"",
+        "root_path": "", "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
+        "headers": [(b"content-type", b"application/json"), (b"authorization", b"Bearer " + key),
+                    (b"content-length", b"200")],
+    }  # fmt: skip
+    async with app.router.lifespan_context(app):
+        with caplog.at_level("DEBUG", logger="api"):
+            await app(scope, receive, send)
+    assert not incoming  # the body was read up to the disconnect
+    assert sent[0]["status"] == 400
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert "client disconnected" in caplog.text

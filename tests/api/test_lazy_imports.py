@@ -50,6 +50,46 @@ def test_starting_the_server_imports_no_heavy_package(statement: str) -> None:
     assert imported_after(statement) == []
 
 
+# Lighter, but each costs a worker tens of milliseconds before its first answer, for features
+# a request may never use: OIDC (PyJWT, cryptography) unless CDM_OIDC_ISSUER is set, e-mail
+# and phone standardisation (writes and imports), the dashboard's Plotly.
+NOT_FOR_START = (
+    "jwt", "cryptography", "api.oidc", "email_validator", "dns", "idna", "phonenumbers",
+    "plotly",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import api.app",
+        "import api.app\nfrom cdm.settings import Settings\napi.app.create_app(Settings())",
+    ],
+)
+def test_starting_the_server_imports_no_optional_feature(statement: str) -> None:
+    assert imported_after(statement, NOT_FOR_START) == []
+
+
+def test_optional_features_import_their_modules_when_used() -> None:
+    # The check above can fail: the same probe sees them once a feature is used.
+    oidc = imported_after(
+        "import api.app\nfrom cdm.settings import Settings\n"
+        "api.app.create_app(Settings(oidc_issuer='https://id.example', oidc_audience='cdm'))",
+        NOT_FOR_START,
+    )
+    assert {"api.oidc", "jwt", "cryptography"} <= set(oidc)
+    written = imported_after(
+        "from domain import standardize\n"
+        "assert standardize.email(' Ann@Example.COM ') == 'ann@example.com'\n"
+        "assert standardize.phone('030 1234567', 'de') == '+49301234567'",
+        NOT_FOR_START,
+    )
+    assert {"email_validator", "phonenumbers"} <= set(written)
+    assert "plotly" in imported_after(
+        "from api.dashboard import _plotly_js\nassert _plotly_js().is_file()", NOT_FOR_START
+    )
+
+
 # What `cdm serve` needs none of before it starts its workers: the other commands' modules
 # and what they bring (the CLI loads them when one of them runs).
 NOT_FOR_SERVE = (

@@ -7,6 +7,8 @@ one statement, masking inside the database, rounding ties, and honest fallback c
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from graphql import get_operation_ast, parse
 from graphql.execution.values import get_variable_values
@@ -197,3 +199,79 @@ async def test_fields_python_answers_are_merged_into_the_statements_json(client,
     assert READS.fallbacks - before[1] == {}
     # The page's statement, then one batch for the Python fields (customers by id).
     assert int(response.headers["X-SQL-Statements"]) <= 3
+
+
+def _renderer(query: str, settings):
+    """The admin's plan of ``query`` and a function rendering it for some variables."""
+    document = parse(query)
+    operation = get_operation_ast(document)
+    plan = compile_sql(schema._schema, document, operation, Role.ADMIN, track_reads=False)
+    assert not isinstance(plan, str), plan
+
+    def render(**values):
+        coerced = get_variable_values(schema._schema, operation.variable_definitions, values)
+        return plan.render(coerced, settings)
+
+    return plan, render
+
+
+async def test_objects_with_literal_arguments_render_once_and_stay_per_request(
+    client, shop, settings
+):
+    """A customer object whose nested pages have literal arguments is the same text for every
+    request: rendered once, then reused, while the id stays a bound value per request. A
+    literal that must be bound (a date) keeps its object rendered per request."""
+    plan, render = _renderer(W1, settings)
+    first, second = render(id=str(shop[3])), render(id=str(shop[0]))
+    assert first.sql == second.sql
+    assert first.params == [[shop[3]]]
+    assert second.params == [[shop[0]]]
+    assert plan.roots[0].children.rendered  # the customer object's text, kept
+    for cid, amounts in ((shop[3], ["4.05", "3.05", "2.05", "1.05"]), (shop[0], ["1.05"])):
+        w1 = data(await gql(client, W1, {"id": str(cid)}))["customer"]
+        assert [p["amount"] for p in w1["purchases"]["nodes"]] == amounts
+
+    dated = """query($id: ID!) { customer(id: $id) { id
+        purchases(first: 10, since: "2025-01-13T00:00:00Z") { nodes { amount } } } }"""
+    plan, render = _renderer(dated, settings)
+    assert render(id=str(shop[3])).params[1:] == render(id=str(shop[0])).params[1:]
+    assert not plan.roots[0].children.rendered  # its date is bound anew each time
+    for cid, amounts in ((shop[3], ["4.05", "3.05"]), (shop[0], [])):
+        w = data(await gql(client, dated, {"id": str(cid)}))["customer"]
+        assert [p["amount"] for p in w["purchases"]["nodes"]] == amounts
+
+
+async def test_a_field_that_binds_without_arguments_is_rendered_afresh_each_time(client, shop):
+    """scoresWithheld binds its reasons' texts: its object must not be reused as static text
+    (the second request's statement would name a parameter it does not have)."""
+    query = "query($id: ID!) { customer(id: $id) { id scoresWithheld } }"
+    for cid in shop[:2]:
+        answer = data(await gql(client, query, {"id": str(cid)}))
+        assert answer == {"customer": {"id": str(cid), "scoresWithheld": None}}
+
+
+async def test_whole_floats_are_written_as_python_writes_them(client, db):
+    """A churn probability of exactly 1 is `1.0` in Python's JSON; PostgreSQL writes `1`.
+    The parity check compares the JSON text too, so either difference fails there."""
+    cid = await add_customer(db)
+    await db.execute(
+        "INSERT INTO customer_scores (customer_id, as_of, churn_probability,"
+        " purchase_30d_probability, expected_purchases, expected_days_to_next)"
+        " VALUES ($1, $2, 1, 0, 2, 0.5)", cid, T0,
+    )  # fmt: skip
+    query = """query($id: ID!) { customer(id: $id) { storedScores { churnProbability
+        purchase30dProbability expectedPurchases expectedDaysToNext } } }"""
+    response = await client.post("/graphql", json={"query": query, "variables": {"id": str(cid)}})
+    assert response.headers["X-SQL-Statements"] == "1"
+    scores = json.loads(response.text, parse_float=lambda s: f"float:{s}")
+    assert scores["data"]["customer"]["storedScores"] == {
+        "churnProbability": "float:1.0", "purchase30dProbability": "float:0.0",
+        "expectedPurchases": "float:2.0", "expectedDaysToNext": "float:0.5",
+    }  # fmt: skip
+
+
+def test_the_parity_check_tells_1_from_1_0():
+    from api.parity import _same
+
+    assert _same({"a": [1.5, "x"]}, {"a": [1.5, "x"]})
+    assert not _same({"a": 1}, {"a": 1.0})
