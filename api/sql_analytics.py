@@ -160,16 +160,6 @@ NESTED = {
     "ProductSales": {"product"},
     "CustomerAggregate": {"key", *(m.value for m in _METRICS)},  # not days_since_last_purchase
 }
-ROOTS = {
-    "purchase_time_range",
-    "revenue",
-    "cohort_retention",
-    "top_products",
-    "top_categories",
-    "churn_risk_distribution",
-    "kpis",
-    "customers_aggregate",
-}
 RENDERERS: dict[tuple[str, str], Callable[[Env, Sel, str], str]] = {
     ("Query", "purchase_time_range"): _time_range,
     ("Query", "revenue"): _revenue,
@@ -183,3 +173,5 @@ RENDERERS: dict[tuple[str, str], Callable[[Env, Sel, str], str]] = {
     ("CustomerAggregate", "key"): _aggregate_key,
     **{("CustomerAggregate", m.value): _stats(m) for m in _METRICS},
 }
+# The analytics root fields: the Query fields above (each one scans many rows).
+ROOTS = frozenset(attr for parent, attr in RENDERERS if parent == "Query")
