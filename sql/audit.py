@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+import orjson
 
 from domain.audit import AuditEntry, AuditKind
 from domain.times import check_time
@@ -25,9 +26,17 @@ async def record(conn: asyncpg.Connection, entry: AuditEntry) -> None:
 
 
 async def record_many(pool: Target, entries: Sequence[AuditEntry]) -> None:
-    """Append many entries in one pipelined batch (one transaction)."""
-    if entries:
-        await pool.executemany(query("audit_insert"), [_values(e) for e in entries])
+    """Append many entries in one statement (all or none)."""
+    if not entries:
+        return
+    await pool.execute(
+        query("audit_insert_many"),
+        [e.actor for e in entries], [e.role for e in entries],
+        [e.kind.value for e in entries], [e.operation for e in entries],
+        ["{" + ",".join(map(str, e.customer_ids)) + "}" for e in entries],
+        [e.request_id for e in entries],
+        [orjson.dumps(dict(e.details)).decode() for e in entries],
+    )  # fmt: skip
 
 
 def _entry(r: asyncpg.Record) -> AuditEntry:

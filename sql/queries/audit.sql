@@ -4,6 +4,15 @@
 INSERT INTO audit_log (actor, role, kind, operation, customer_ids, request_id, details)
 VALUES ($1, $2, $3, $4, $5, $6, $7);
 
+-- name: audit_insert_many
+-- A batch as one statement: one array per column (customer ids as array literals, details as
+-- JSON text), so PostgreSQL starts one executor for the batch rather than one per entry.
+INSERT INTO audit_log (actor, role, kind, operation, customer_ids, request_id, details)
+SELECT u.actor, u.role, u.kind, u.operation, u.customer_ids::bigint[], u.request_id,
+       u.details::jsonb
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+              $7::text[]) AS u(actor, role, kind, operation, customer_ids, request_id, details);
+
 -- name: audit_page
 -- Newest first; every filter optional. Keyset pagination on (at, id).
 SELECT id, at, actor, role, kind, operation, customer_ids, request_id, details

@@ -150,6 +150,32 @@ async def test_the_log_is_append_only(db):
     assert await db.fetchval("SELECT count(*) FROM audit_log WHERE actor = $1", actor) == 1
 
 
+async def test_a_batch_is_written_whole_and_exact(db):
+    actor = new_id()
+    Entry, Kind = sql.audit.AuditEntry, sql.audit.AuditKind
+    batch = [
+        Entry(actor, "app", Kind.READ, "customers", (3, 1, 2), "r-1", {"fields": ["email"]}),
+        Entry(actor, "admin", Kind.COMMAND, "gdpr export", (), None, {}),
+        Entry(actor, "analyst", Kind.REFUSAL, "customer", (9_007_199_254_740_993,), "r-3",
+              {"reason": "naïve «quote\" {x}", "nested": {"n": [1, 2.5, None]}}),
+    ]  # fmt: skip
+    await sql.audit.record_many(db, batch)
+    rows = await db.fetch(
+        "SELECT role, kind, operation, customer_ids, request_id, details FROM audit_log"
+        " WHERE actor = $1 ORDER BY id", actor,
+    )  # fmt: skip
+    assert [tuple(r.values()) for r in rows] == [
+        (e.role, e.kind.value, e.operation, list(e.customer_ids), e.request_id, dict(e.details))
+        for e in batch
+    ]
+    # All or none: one entry the table refuses (an empty actor) keeps the whole batch out.
+    with pytest.raises(asyncpg.CheckViolationError):
+        await sql.audit.record_many(
+            db, [Entry(actor, "app", Kind.READ, "x"), Entry("", "app", Kind.READ, "x")]
+        )
+    assert await db.fetchval("SELECT count(*) FROM audit_log WHERE actor = $1", actor) == 3
+
+
 PERSON = "query($id: ID!) { customer(id: $id) { id email identities { value } } }"
 NOT_PERSONAL = "query($id: ID!) { customer(id: $id) { id country } }"
 
