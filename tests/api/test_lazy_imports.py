@@ -44,6 +44,7 @@ def imported_after(statement: str, watched: tuple[str, ...] = HEAVY) -> list[str
         "import api.app",
         # What a worker does before its first answer: build the app (no model loaded yet).
         "import api.app\nfrom cdm.settings import Settings\napi.app.create_app(Settings())",
+        "from cdm.worker import app\napp()",  # the same, as a `cdm serve --workers N` worker
         "import cdm.cli.main",  # the `cdm serve` process, before it starts workers
     ],
 )
@@ -67,6 +68,21 @@ def test_numpy_comes_with_the_first_model_or_feature_frame() -> None:
         watched,
     )
     assert decoded == ["numpy"]
+
+
+def test_a_worker_builds_its_app_with_the_collector_paused_then_back_on() -> None:
+    # What the import allocated is frozen (out of every later collection's sight) and the
+    # collector runs again afterwards; a process that had it off keeps it off.
+    probe = (
+        "import gc, json\nfrom cdm.worker import app, collector_paused\n"
+        "app()\non, frozen = gc.isenabled(), gc.get_freeze_count()\n"
+        "gc.disable()\nwith collector_paused():\n    inside = gc.isenabled()\n"
+        "print(json.dumps([on, frozen > 50_000, inside, gc.isenabled()]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out.splitlines()[-1]) == [True, True, False, False]
 
 
 # Lighter, but each costs a worker tens of milliseconds before its first answer, for features
@@ -154,7 +170,7 @@ def test_serve_with_workers_starts_them_without_importing_the_api(
         [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
         check=True,
     ).stdout  # fmt: skip
-    assert json.loads(out.splitlines()[-1]) == ["api.app:app_from_environment", []]
+    assert json.loads(out.splitlines()[-1]) == ["cdm.worker:app", []]
 
 
 LOAD_MODELS = """
