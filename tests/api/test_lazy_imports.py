@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -143,6 +144,23 @@ def test_the_cli_imports_a_command_s_modules_only_when_it_runs() -> None:
         NOT_FOR_SERVE,
     )
     assert {"cdm.cli.segments", "pyarrow"} <= set(asked)
+
+
+def test_the_console_script_imports_no_command_until_it_runs() -> None:
+    # With `cdm serve --workers N` started through the `cdm` script, every worker first
+    # re-runs the script (multiprocessing's "spawn" re-runs the parent's main module): what
+    # the script imports, each worker imports before the API.
+    script = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["cdm"]
+    module, _, name = script.partition(":")
+    watched = ("typer", "rich", "pydantic", "cdm.cli.main", "cdm.settings")
+    assert imported_after(f"from {module} import {name}", watched) == []
+    # The check can fail: running it loads the command line.
+    ran = imported_after(
+        f"import sys\nfrom {module} import {name}\nsys.argv = ['cdm', '--help']\n"
+        f"try:\n    {name}()\nexcept SystemExit:\n    pass",
+        watched,
+    )
+    assert {"typer", "cdm.cli.main"} <= set(ran)
 
 
 def free_port() -> int:
