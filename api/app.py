@@ -7,6 +7,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import orjson
 from starlette.applications import Starlette
@@ -29,7 +30,7 @@ from cdm.scoring import build_scorer
 from cdm.settings import Settings, load_settings
 from ml.serving.models import LOADING, ModelStore
 from sql import migrate
-from sql.database import create_pool, resolve_database_url
+from sql.database import BoundedPool, create_pool, resolve_database_url
 
 _log = logging.getLogger("cdm.api")
 
@@ -145,8 +146,9 @@ def _tune_garbage_collector() -> None:
     Freezing what exists after start-up (schema, libraries, caches) moves it out of the
     collector's sight, so the collections that requests trigger only walk young objects.
     (Raising the thresholds as well made collections rarer but long enough to show in p99.)
+    No full collection first: it walked the whole heap (20-60 ms of every worker's start,
+    before its first answer) to free about ten objects.
     """
-    gc.collect()
     gc.freeze()
 
 
@@ -172,28 +174,37 @@ def _start_refreshing(store: ModelStore, every: float) -> asyncio.Task[None] | N
     return asyncio.get_running_loop().create_task(loop(), name="model-refresh")
 
 
+async def _open_pools(url: str, settings: Settings) -> tuple[BoundedPool, BoundedPool]:
+    """The main pool and the compiled reads' pool (api/sql_compiler.py: connections of their
+    own, whose statements are planned once), connected at the same time: a worker's start
+    waits for one round of connections, not two. If either fails, the other is closed."""
+    open_pool = partial(
+        create_pool,
+        url,
+        max_size=settings.pool_max_size,
+        statement_timeout_ms=settings.statement_timeout_ms,
+        acquire_timeout=settings.pool_acquire_timeout_seconds,
+    )
+    opened = await asyncio.gather(
+        open_pool(min_size=settings.pool_min_size),
+        open_pool(min_size=1, generic_plans=True),
+        return_exceptions=True,
+    )
+    pools = [p for p in opened if isinstance(p, BoundedPool)]
+    if len(pools) < len(opened):
+        await asyncio.gather(*(p.close() for p in pools))
+        raise next(e for e in opened if isinstance(e, BaseException))
+    main, reads = pools
+    return main, reads
+
+
 def create_app(settings: Settings, database_url: str | None = None) -> Starlette:
     """The app for `settings`; `database_url` overrides the settings' (and the embedded one)."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         url = database_url or await resolve_database_url(settings.database_url, settings.data_dir)
-        pool = await create_pool(
-            url,
-            min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size,
-            statement_timeout_ms=settings.statement_timeout_ms,
-            acquire_timeout=settings.pool_acquire_timeout_seconds,
-        )
-        # The compiled reads (api/sql_compiler.py) have their own connections, planned once.
-        reads = await create_pool(
-            url,
-            min_size=1,
-            max_size=settings.pool_max_size,
-            statement_timeout_ms=settings.statement_timeout_ms,
-            acquire_timeout=settings.pool_acquire_timeout_seconds,
-            generic_plans=True,
-        )
+        pool, reads = await _open_pools(url, settings)
         try:
             async with pool.acquire() as conn:
                 missing = await migrate.pending(conn)

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 
-import numpy as np
 from aiodataloader import DataLoader
 
 from api.loaders import BatchLoader
@@ -57,6 +56,8 @@ class ScoreLoaders:
         if len(unique) == 1:
             return frames[0]
         # Keys that arrived in different feature batches: join their frames.
+        import numpy as np  # here: the frames are NumPy's already; a server starts without it
+
         parts = list(unique.values())
         ids_all = np.concatenate([f.customer_ids for f in parts])
         matrix = np.vstack([f.matrix for f in parts])

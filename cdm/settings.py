@@ -202,7 +202,7 @@ class Settings(BaseSettings):
     @property
     def tracking_uri(self) -> str:
         """Where training runs and registered models live."""
-        from ml.registry import default_tracking_uri  # late: it brings NumPy, not needed here
+        from ml.registry import default_tracking_uri  # late: settings need no ML module
 
         return self.mlflow_tracking_uri or default_tracking_uri(self.data_dir)
 

@@ -23,12 +23,17 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
-import numpy as np
 
 from sql.matrix import fetch_matrix
 from sql.queries import query
+
+if TYPE_CHECKING:
+    # Imported where frames are made or read: the definitions below need no NumPy, and a
+    # server answers before it computes any feature.
+    import numpy as np
 
 _STATEMENT = "customer_features"
 
@@ -156,6 +161,8 @@ class FeatureFrame:
 
     def row(self, customer_id: int) -> dict[str, float]:
         """One customer's features by name (for explanations and replays); KeyError if absent."""
+        import numpy as np
+
         i = int(np.searchsorted(self.customer_ids, customer_id))
         if i == len(self.customer_ids) or self.customer_ids[i] != customer_id:
             raise KeyError(customer_id)
@@ -180,6 +187,8 @@ async def compute_features(
     each table and no Python work per row. Large frames run for many seconds, so use a
     connection without a short statement timeout (``sql.database.connect``, not the API pool).
     """
+    import numpy as np
+
     if as_of.tzinfo is None or as_of.utcoffset() is None:
         raise ValueError("as_of must be timezone-aware")
     ids: list[int] | None = None

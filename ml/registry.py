@@ -37,8 +37,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
-
 from ml.features import feature_list_hash
 
 if TYPE_CHECKING:
@@ -458,6 +456,8 @@ def _same_inputs(tags: dict[str, str], trained: TrainedTask) -> bool:
 def _known_row(trained: TrainedTask) -> dict[str, object]:
     """One input row and what every head predicts for it: serving checks a downloaded version
     scores it the same before it serves (:mod:`ml.serving.canary`)."""
+    import numpy as np  # here: training has it loaded; a server asking the registry needs none
+
     row = np.asarray(trained.input_example[:1], dtype=np.float64)
     return {
         "row": [None if math.isnan(v) else v for v in row[0].tolist()],
@@ -650,6 +650,8 @@ def _flat_params(plan: dict[str, object], params: dict[str, object]) -> dict[str
 
 
 def _text(value: object) -> str:
+    import numpy as np
+
     if isinstance(value, str):
         return value
     if isinstance(value, np.generic):

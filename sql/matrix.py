@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import asyncpg
-import numpy as np
 
 from sql.queries import query
+
+if TYPE_CHECKING:
+    import numpy as np  # imported when rows are decoded: importing this module is free
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
 _TRAILER = b"\xff\xff"
@@ -38,6 +41,8 @@ async def fetch_matrix(
 
 def decode_binary_copy(data: bytearray, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
     """COPY BINARY rows of (bigint, float8 x n_columns), none NULL -> (keys, matrix)."""
+    import numpy as np
+
     if not data.startswith(_SIGNATURE) or not data.endswith(_TRAILER):
         raise RuntimeError("unexpected COPY output (not PostgreSQL binary format)")
     (extension,) = struct.unpack_from(">i", data, len(_SIGNATURE) + 4)

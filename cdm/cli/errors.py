@@ -29,7 +29,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 def describe(exc: BaseException) -> str:
     """A person-readable line for an exception (no traceback, no SQL)."""
     # Imported here, not at the top: every command imports this module, `cdm serve` too,
-    # and ml.registry brings NumPy (the exception was raised: its module is loaded anyway).
+    # which needs none of them (the exception was raised: its module is loaded anyway).
     from ingestion.readers import InputError
     from ml.registry import RegistryError
     from ml.training.errors import InsufficientData

@@ -169,16 +169,18 @@ def serve(
     signal.signal(signal.SIGTERM, _exit_quietly)
     signal.signal(signal.SIGINT, _exit_quietly)
     if settings.workers == 1:
-        from api.app import create_app  # here only: workers import it themselves
+        from cdm.worker import collector_paused
 
-        uvicorn.run(create_app(settings, url), **common)  # type: ignore[arg-type]
+        with collector_paused():
+            from api.app import create_app  # here only: workers import it themselves
+
+            application = create_app(settings, url)
+        uvicorn.run(application, **common)  # type: ignore[arg-type]
     else:
         # Workers are fresh processes: hand them the resolved URL (the embedded server stays
         # owned by this process and stops when it exits).
         os.environ["CDM_DATABASE_URL"] = url
-        uvicorn.run(
-            "api.app:app_from_environment", factory=True, workers=settings.workers, **common
-        )  # type: ignore[arg-type]
+        uvicorn.run("cdm.worker:app", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
 
 
 def _exit_quietly(_signum: int, _frame: object) -> None:

@@ -22,10 +22,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 if TYPE_CHECKING:
+    # Both imported where a model is loaded or run (NumPy comes with LightGBM then): a
+    # server that has no model yet answers without them.
     import lightgbm as lgb
+    import numpy as np
 
 _log = logging.getLogger("cdm.models")
 
@@ -51,6 +52,8 @@ class Head:
         """The model's output per row of ``x`` (probability, count or score, as trained)."""
         if self._compiled is None:
             return self.booster.predict(x)
+        import numpy as np
+
         jobs = 1 if len(x) < _PARALLEL_ROWS else (os.cpu_count() or 1)
         data = np.ascontiguousarray(x, dtype=np.float64)
         return self._compiled.predict(data, n_jobs=jobs)  # type: ignore[attr-defined]
@@ -112,6 +115,8 @@ def load_head(model_file: Path) -> Head:
 def compile_head(model_file: Path, booster: lgb.Booster) -> str | None:
     """Compile ``model_file`` beside itself and check it against ``booster``; None when the
     compiled file is ready, otherwise why there is none (predictions then use LightGBM)."""
+    import numpy as np
+
     native = compiled_file(model_file)
     if native is None:
         return "compilation is not available here (lleaves is not installed)"
@@ -170,6 +175,8 @@ def _load_compiled(model_file: Path, native: Path) -> object:
 
 def _probe_rows(width: int) -> np.ndarray:
     """Rows that reach many leaves: missing values, zeros, and seeded values of every scale."""
+    import numpy as np
+
     rng = np.random.default_rng(0)
     spread = rng.standard_normal((256, width)) * rng.choice([1, 10, 100, 1000], (256, width))
     return np.vstack([np.full((1, width), np.nan), np.zeros((1, width)), spread])

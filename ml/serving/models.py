@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Protocol
 
 from ml.features import feature_definition_hash
-from ml.recommendations import candidate_definition_hash
 from ml.serving.canary import expectation_key, verify
 from ml.serving.heads import Head, file_digest, load_head
 
@@ -109,6 +108,9 @@ class RegistryLike(Protocol):
 
 def expected_hashes() -> dict[str, str]:
     """The definitions this service computes inputs with, per task."""
+    # Here: the candidate code brings NumPy, which a server needs once it loads a model.
+    from ml.recommendations import candidate_definition_hash
+
     features = feature_definition_hash()
     return {"churn": features, "next_purchase": features, "upsell": candidate_definition_hash()}
 
@@ -132,7 +134,6 @@ class ModelStore:
         self._preloaded = False
         self._from_cache: set[str] = set()  # served from the cache, not confirmed by the registry
         self._refused: dict[str, ModelStatus] = {}  # per task: the refused champion, until it moves
-        self._expected = expected_hashes()
         self._compiling: asyncio.Task[None] | None = None
         self._compiler: subprocess.Popen[str] | None = None
         self._loading: asyncio.Task[None] | None = None
@@ -353,7 +354,7 @@ class ModelStore:
         manifest = json.loads((directory / "manifest.json").read_text())
         task = manifest["task"]
         tags = manifest["tags"]
-        if tags.get("feature_hash") != self._expected[task]:
+        if tags.get("feature_hash") != expected_hashes()[task]:
             raise Refused(
                 "it was trained on another feature definition than this service computes; "
                 f"retrain it with `cdm train {_cli(task)}`"

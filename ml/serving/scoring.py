@@ -6,6 +6,10 @@ percentile in the base and, for churn, the factors behind it (LightGBM's per-pre
 contributions, exact TreeSHAP). Recommendations build candidates with
 :mod:`ml.recommendations` and order them with the ranker. Predictions run in a worker thread,
 so the event loop keeps serving other requests while a large batch is scored.
+
+NumPy and the candidate code (:mod:`ml.recommendations`) are imported by the code that
+computes, not with this module: a server builds its scorer at start-up and answers before it
+loads a model or computes a score (``tests/api/test_lazy_imports.py``).
 """
 
 from __future__ import annotations
@@ -14,10 +18,9 @@ import asyncio
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
 import asyncpg
-import numpy as np
 
 from domain.commerce import Product
 from domain.predictions import (
@@ -35,19 +38,14 @@ from domain.predictions import (
     percentile_of,
 )
 from ml.features import FEATURE_DESCRIPTIONS, FEATURES, FeatureFrame, compute_features
-from ml.recommendations import (
-    Candidates,
-    Catalogue,
-    History,
-    MarketBasket,
-    build_candidates,
-    customer_history,
-    load_catalogue,
-    market_basket,
-)
 from ml.serving.models import ModelStore, ServedModel
 from sql.matrix import fetch_matrix
 from sql.repositories import all_products
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ml.recommendations import Candidates, Catalogue, History, MarketBasket
 
 HORIZON_DAYS = 90.0  # the horizon the next-purchase counts and waits are trained on
 RECOMMENDATIONS_KEPT = 20
@@ -160,6 +158,10 @@ class Scorer:
         """Each customer's best unbought products, ranked, with a reason for each; nothing
         (as for an unknown id) for customers not yet created at ``as_of``, erased, or
         objecting to profiling (the population features.sql scores)."""
+        import numpy as np
+
+        from ml.recommendations import build_candidates, customer_history
+
         model = self.model("upsell")
         shared = await self.market(conn, as_of)
         asked = np.unique(np.asarray(customer_ids, dtype=np.int64)).tolist()
@@ -184,6 +186,8 @@ class Scorer:
             return cached
         async with self._basket_lock:
             if self._basket is None or self._basket.day != day:
+                from ml.recommendations import load_catalogue, market_basket
+
                 catalogue = await load_catalogue(conn)
                 basket = await market_basket(conn, catalogue, day)
                 products = await all_products(conn)
@@ -200,6 +204,8 @@ def next_purchase_arrays(
     model: ServedModel, x: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """30-day purchase probability, expected purchases and capped wait per row of ``x``."""
+    import numpy as np
+
     return (
         model.heads["p30"].predict(x),
         model.heads["count"].predict(x),
@@ -213,6 +219,8 @@ def _provenance(model: ServedModel, as_of: datetime) -> Provenance:
 
 def _inputs(frame: FeatureFrame) -> list[FeatureVector]:
     """Each row's feature vector (NaN, undefined, becomes None), without per-value Python."""
+    import numpy as np
+
     values = frame.matrix.astype(object)
     values[np.isnan(frame.matrix)] = None
     return [FeatureVector(FEATURES, tuple(row)) for row in values.tolist()]
@@ -226,6 +234,8 @@ def _ranked(
     model: ServedModel,
     as_of: datetime,
 ) -> dict[int, Recommendations]:
+    import numpy as np
+
     provenance = _provenance(model, as_of)
     if len(scores) == 0:
         return {int(c): Recommendations((), provenance) for c in history.customer_ids}
@@ -261,6 +271,8 @@ class _RankedBlock:
         scores: np.ndarray,
         kept: np.ndarray,
     ) -> None:
+        import numpy as np
+
         catalogue = shared.catalogue
         self.shared = shared
         self.customers = candidates.customer_ids[kept]
@@ -346,6 +358,8 @@ def _strongest_partner(
     """For each candidate (customer at ``rows``, product at ``positions``) that is ``wanted``,
     the customer's bought product it is most often bought with, and that co-purchase share
     (-1 and 0 elsewhere). One gather over every (candidate, bought product) pair."""
+    import numpy as np
+
     partner = np.full(len(rows), -1)
     strength = np.zeros(len(rows))
     asked = np.flatnonzero(wanted)
@@ -371,4 +385,6 @@ def _strongest_partner(
 
 def rank_order(candidates: Candidates, scores: np.ndarray) -> np.ndarray:
     """Candidate rows grouped by customer, best score first within each."""
+    import numpy as np
+
     return np.lexsort((-scores, candidates.customer_ids))

@@ -2,9 +2,10 @@
 
 LightGBM (with the pandas, scikit-learn and SciPy it pulls in), MLflow and matplotlib cost
 seconds and hundreds of MB per worker; they are imported where models are loaded, trained or
-plotted, and MLflow never in a server (its registry is asked from a child process). The `cdm`
-command imports a command's modules only when that command runs. Run in a fresh interpreter,
-as a server worker starts.
+plotted, and MLflow never in a server (its registry is asked from a child process). NumPy
+itself (55-80 ms of a worker's start) comes with the first model loaded or score computed.
+The `cdm` command imports a command's modules only when that command runs. Run in a fresh
+interpreter, as a server worker starts.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ import os
 import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-HEAVY = ("lightgbm", "mlflow", "pandas", "matplotlib", "sklearn", "scipy")
+HEAVY = ("lightgbm", "mlflow", "pandas", "matplotlib", "sklearn", "scipy", "numpy")
 
 
 def imported_after(statement: str, watched: tuple[str, ...] = HEAVY) -> list[str]:
@@ -43,6 +45,7 @@ def imported_after(statement: str, watched: tuple[str, ...] = HEAVY) -> list[str
         "import api.app",
         # What a worker does before its first answer: build the app (no model loaded yet).
         "import api.app\nfrom cdm.settings import Settings\napi.app.create_app(Settings())",
+        "from cdm.worker import app\napp()",  # the same, as a `cdm serve --workers N` worker
         "import cdm.cli.main",  # the `cdm serve` process, before it starts workers
     ],
 )
@@ -50,12 +53,47 @@ def test_starting_the_server_imports_no_heavy_package(statement: str) -> None:
     assert imported_after(statement) == []
 
 
-# Lighter, but each costs a worker tens of milliseconds before its first answer, for features
-# a request may never use: OIDC (PyJWT, cryptography) unless CDM_OIDC_ISSUER is set, e-mail
-# and phone standardisation (writes and imports), the dashboard's Plotly.
+def test_numpy_comes_with_the_first_model_or_feature_frame() -> None:
+    # The check above can fail: the same probe sees NumPy once a model's inputs are checked
+    # against the definitions served (what loading a model does first) or rows are decoded.
+    watched = ("numpy", "ml.recommendations")
+    checked = imported_after(
+        "from ml.serving.models import expected_hashes\nexpected_hashes()", watched
+    )
+    assert checked == ["ml.recommendations", "numpy"]
+    decoded = imported_after(
+        "from sql.matrix import decode_binary_copy\n"
+        "header = b'PGCOPY\\n\\xff\\r\\n\\x00' + bytes(8)\n"
+        "keys, matrix = decode_binary_copy(bytearray(header + b'\\xff\\xff'), 2)\n"
+        "assert keys.shape == (0,) and matrix.shape == (0, 2)",
+        watched,
+    )
+    assert decoded == ["numpy"]
+
+
+def test_a_worker_builds_its_app_with_the_collector_paused_then_back_on() -> None:
+    # What the import allocated is frozen (out of every later collection's sight) and the
+    # collector runs again afterwards; a process that had it off keeps it off.
+    probe = (
+        "import gc, json\nfrom cdm.worker import app, collector_paused\n"
+        "app()\non, frozen = gc.isenabled(), gc.get_freeze_count()\n"
+        "gc.disable()\nwith collector_paused():\n    inside = gc.isenabled()\n"
+        "print(json.dumps([on, frozen > 50_000, inside, gc.isenabled()]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert json.loads(out.splitlines()[-1]) == [True, True, False, False]
+
+
+# Lighter, but each costs a worker milliseconds before its first answer, for features a
+# request may never use: OIDC (PyJWT, cryptography) unless CDM_OIDC_ISSUER is set, e-mail
+# and phone standardisation (writes and imports), the dashboard's Plotly; and the model
+# registry's client, which the models' loading imports in the background once the server
+# answers (test_a_worker_asks_the_registry_without_importing_mlflow below uses it).
 NOT_FOR_START = (
     "jwt", "cryptography", "api.oidc", "email_validator", "dns", "idna", "phonenumbers",
-    "plotly",
+    "plotly", "ml.registry",
 )  # fmt: skip
 
 
@@ -64,6 +102,7 @@ NOT_FOR_START = (
     [
         "import api.app",
         "import api.app\nfrom cdm.settings import Settings\napi.app.create_app(Settings())",
+        "from cdm.worker import app\napp()",
     ],
 )
 def test_starting_the_server_imports_no_optional_feature(statement: str) -> None:
@@ -93,7 +132,7 @@ def test_optional_features_import_their_modules_when_used() -> None:
 # What `cdm serve` needs none of before it starts its workers: the other commands' modules
 # and what they bring (the CLI loads them when one of them runs).
 NOT_FOR_SERVE = (
-    *HEAVY, "numpy", "pyarrow", "ml.registry", "ingestion.seed", "domain.merging",
+    *HEAVY, "pyarrow", "ml.registry", "ingestion.seed", "domain.merging",
     "cdm.cli.dedupe", "cdm.cli.segments", "cdm.cli.imports", "cdm.cli.gdpr", "cdm.cli.score",
     "cdm.cli.models", "cdm.cli.demo", "cdm.scoring", "api",
 )  # fmt: skip
@@ -108,6 +147,23 @@ def test_the_cli_imports_a_command_s_modules_only_when_it_runs() -> None:
         NOT_FOR_SERVE,
     )
     assert {"cdm.cli.segments", "pyarrow"} <= set(asked)
+
+
+def test_the_console_script_imports_no_command_until_it_runs() -> None:
+    # With `cdm serve --workers N` started through the `cdm` script, every worker first
+    # re-runs the script (multiprocessing's "spawn" re-runs the parent's main module): what
+    # the script imports, each worker imports before the API.
+    script = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["cdm"]
+    module, _, name = script.partition(":")
+    watched = ("typer", "rich", "pydantic", "cdm.cli.main", "cdm.settings")
+    assert imported_after(f"from {module} import {name}", watched) == []
+    # The check can fail: running it loads the command line.
+    ran = imported_after(
+        f"import sys\nfrom {module} import {name}\nsys.argv = ['cdm', '--help']\n"
+        f"try:\n    {name}()\nexcept SystemExit:\n    pass",
+        watched,
+    )
+    assert {"typer", "cdm.cli.main"} <= set(ran)
 
 
 def free_port() -> int:
@@ -135,7 +191,7 @@ def test_serve_with_workers_starts_them_without_importing_the_api(
         [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
         check=True,
     ).stdout  # fmt: skip
-    assert json.loads(out.splitlines()[-1]) == ["api.app:app_from_environment", []]
+    assert json.loads(out.splitlines()[-1]) == ["cdm.worker:app", []]
 
 
 LOAD_MODELS = """

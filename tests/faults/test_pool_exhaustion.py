@@ -9,6 +9,7 @@ import time
 import asyncpg
 import pytest
 
+import api.app
 from cdm.settings import Settings
 from sql.database import create_pool
 from tests.conftest import serving
@@ -63,6 +64,29 @@ async def test_pool_close_is_bounded(database_url: str) -> None:
         )
     finally:
         await observer.close()
+
+
+async def test_a_start_that_cannot_open_both_pools_closes_the_one_it_opened(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's two pools connect at the same time; when one cannot, the lifespan fails
+    with its error and the other is closed, not left holding connections."""
+    opened: list[asyncpg.Pool] = []
+
+    async def reads_refused(url: str, **options: object) -> asyncpg.Pool:
+        if options.get("generic_plans"):  # the compiled reads' pool
+            raise ConnectionRefusedError("the reads' pool cannot connect")
+        pool = await create_pool(url, **options)  # type: ignore[arg-type]
+        opened.append(pool)
+        return pool
+
+    monkeypatch.setattr(api.app, "create_pool", reads_refused)
+    app = api.app.create_app(Settings(), database_url)
+    with pytest.raises(ConnectionRefusedError, match="reads' pool"):
+        async with app.router.lifespan_context(app):
+            pass
+    assert len(opened) == 1
+    assert opened[0].is_closing()
 
 
 async def _gone(conn: asyncpg.Connection, pid: int) -> bool:
