@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cdm.settings import Settings
-from ml.serving.models import ModelStore
+from ml.serving.models import ModelStore, sqlite_stamp
 from ml.serving.scoring import Scorer
 
 if TYPE_CHECKING:
@@ -37,5 +37,7 @@ def build_scorer(settings: Settings) -> Scorer:
             settings.tracking_uri, settings.data_dir / "mlartifacts", fail_fast=True
         )
 
-    store = ModelStore(registry, settings.data_dir / "models")
+    store = ModelStore(
+        registry, settings.data_dir / "models", lambda: sqlite_stamp(settings.tracking_uri)
+    )
     return Scorer(store, settings.risk_bands)

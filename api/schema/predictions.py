@@ -359,5 +359,5 @@ class PredictionMutations:
     async def reload_models(self, info: GraphQLInfo) -> list[ModelStatusType]:
         scorer = info.context.scorer
         if scorer is not None:
-            await scorer.store.refresh()
+            await scorer.store.refresh(force=True)
         return model_statuses(info)

@@ -20,6 +20,12 @@ from: at start-up the remembered champion of every task is loaded before anythin
 serves that version or nothing, never merely the newest it holds (which may be one the
 alias was rolled back from).
 
+Asking the registry means a child process that imports MLflow (seconds of CPU), so a refresh
+first reads the registry's *stamp* (:func:`sqlite_stamp`: the local SQLite store's size,
+modification time and change counter): when it is the one a complete refresh confirmed
+(kept in ``<cache>/registry-stamp``, so that a restart knows it too), nothing can have moved
+and nobody is asked. ``refresh(force=True)`` (the ``reloadModels`` mutation) always asks.
+
 A server starts that first load in the background (:meth:`ModelStore.load_in_background`)
 and answers meanwhile: a task whose model is not loaded yet reports the state ``loading``,
 and its scores answer a ``MODEL_UNAVAILABLE`` error that says so.
@@ -56,6 +62,7 @@ TASKS: tuple[str, ...] = ("churn", "next_purchase", "upsell")
 _CANARY_TIMEOUT = 60.0
 _COMPILE_TIMEOUT = 600.0  # a large forest on a busy machine takes a while
 _CHAMPION_RECORD = "champion.json"  # per task: the version the champion alias last named
+_STAMP_RECORD = "registry-stamp"  # the registry's stamp when a refresh last confirmed every task
 LOADING = "loading"
 _LOADING_REASON = "the server started moments ago and is still loading its models; retry shortly"
 
@@ -118,8 +125,13 @@ def expected_hashes() -> dict[str, str]:
 class ModelStore:
     """The models in use; :meth:`refresh` checks the registry and swaps in new champions."""
 
-    def __init__(self, registry: Callable[[], RegistryLike], cache_dir: Path) -> None:
+    def __init__(
+        self, registry: Callable[[], RegistryLike], cache_dir: Path,
+        stamp: Callable[[], str | None] = lambda: None,
+    ) -> None:  # fmt: skip
         self._registry = registry  # built per refresh: opening the registry is slow, may fail
+        self._stamp = stamp  # None: the registry cannot tell cheaply whether it changed
+        self._confirmed: str | None = None  # the stamp every task's answer was handled at
         self.cache_dir = cache_dir
         self.models: Mapping[str, ServedModel] = {}
         self.status: Mapping[str, ModelStatus] = {
@@ -165,8 +177,13 @@ class ModelStore:
         if self._loading is not None:
             await asyncio.shield(self._loading)
 
-    async def refresh(self, budget_seconds: float = 30.0) -> Mapping[str, ModelStatus]:
+    async def refresh(
+        self, budget_seconds: float = 30.0, *, force: bool = False
+    ) -> Mapping[str, ModelStatus]:
         """Check the registry and load what changed, off the event loop.
+
+        Unless ``force``, the registry is not asked when its stamp shows that it has not
+        changed since a refresh handled every task's answer.
 
         The first call serves every task's remembered champion from the cache before it asks
         the registry, so a slow or unreachable registry never leaves a task without its
@@ -180,7 +197,8 @@ class ModelStore:
             checked: set[str] = set()
             try:
                 await asyncio.wait_for(
-                    _in_daemon_thread(lambda: self.refresh_now(checked)), budget_seconds
+                    _in_daemon_thread(lambda: self.refresh_now(checked, force=force)),
+                    budget_seconds,
                 )
             except TimeoutError:
                 reason = f"the model registry did not answer within {budget_seconds:g} s"
@@ -265,13 +283,20 @@ class ModelStore:
             raise RuntimeError(f"the compiler process failed: {last[0]}")
         return [line for line in out.splitlines() if line.strip()]
 
-    def refresh_now(self, checked: set[str] | None = None) -> None:
+    def refresh_now(self, checked: set[str] | None = None, *, force: bool = False) -> None:
         """Blocking refresh (runs in a worker thread); adds each task whose registry answer
         was handled to ``checked``. Returns at once while an earlier refresh still waits for
         the registry: that one installs what it finds."""
         if not self._refreshing.acquire(blocking=False):
             return
         try:
+            # Read before asking: a change made while the registry is asked moves the stamp
+            # again, so the next refresh asks too.
+            stamp = self._stamp()
+            if not force and stamp is not None and self._unchanged(stamp):
+                if checked is not None:
+                    checked.update(TASKS)
+                return
             try:
                 registry = self._registry()
             except Exception as exc:
@@ -281,54 +306,94 @@ class ModelStore:
                 return
             self._asking = registry
             try:
+                settled = True
                 for task in TASKS:
                     if self._closed:  # shutting down: what is left is not asked
                         return
-                    self._refresh_task(registry, task)
+                    settled = self._refresh_task(registry, task) and settled
                     if checked is not None:
                         checked.add(task)
+                if settled and stamp is not None:
+                    self._confirm(stamp)
             finally:
                 self._asking = None
                 _close(registry)  # a registry process ends here: nothing of it stays
         finally:
             self._refreshing.release()
 
-    def _refresh_task(self, registry: RegistryLike, task: str) -> None:
+    def _refresh_task(self, registry: RegistryLike, task: str) -> bool:
+        """Handle the registry's answer for ``task``; False when it must be asked again (the
+        registry or a download failed)."""
         current = self.models.get(task)
         try:
             version = registry.alias_version(task)
         except Exception as exc:
             if self._closed:  # the registry process was ended at shutdown: nothing failed
-                return
+                return False
             self._registry_failed(task, f"registry unavailable ({_kind(exc)})")
-            return
+            return False
         self._remember(task, version)
         if version is None:
             if current is not None:  # the alias was removed: no champion, nothing serves
                 self._uninstall(task)
             reason = f"model not trained: run `cdm train {_cli(task)}`"
             self._set_status(task, ModelStatus("missing", None, reason))
-            return
+            return True
         if current is not None and current.version == version:
             self._from_cache.discard(task)
             self._set_status(task, ModelStatus("ok", version))
-            return
+            return True
         refused = self._refused.get(task)
         if refused is not None and refused.refused_version == version:
             self._set_status(task, dataclasses.replace(refused, version=_version(current)))
-            return
+            return True
         try:
             served = self._fetch(registry, task, version)
         except Refused as exc:
             self._refuse(task, version, current, str(exc))
-            return
+            return True
         except Exception as exc:  # a download that failed: tried again at the next refresh
             if self._closed:
-                return
+                return False
             _log.warning("cannot load %s v%s: %s", task, version, exc)
             self._degrade(task, f"version {version} not loaded: {exc}")
-            return
+            return False
         self._install(served)
+        return True
+
+    def _unchanged(self, stamp: str) -> bool:
+        """Whether the registry's answers are known for ``stamp``: this process handled them,
+        or (at start-up) an earlier one did and the cache now serves what they named."""
+        if self._confirmed is not None:
+            return stamp == self._confirmed
+        try:
+            if (self.cache_dir / _STAMP_RECORD).read_text() != stamp:
+                return False
+        except OSError:
+            return False
+        records = {task: self._remembered(task) for task in TASKS}
+        for task, record in records.items():
+            if record is None:
+                return False
+            version = record["version"]
+            if version is not None and _version(self.models.get(task)) != int(version):
+                return False  # remembered but not served from the cache: ask the registry
+        for task, record in records.items():  # as the registry's answer would have left them
+            if record["version"] is None:
+                reason = f"model not trained: run `cdm train {_cli(task)}`"
+                self._set_status(task, ModelStatus("missing", None, reason))
+            else:
+                self._from_cache.discard(task)
+                self._set_status(task, ModelStatus("ok", int(record["version"])))
+        self._confirmed = stamp
+        return True
+
+    def _confirm(self, stamp: str) -> None:
+        self._confirmed = stamp
+        try:
+            _write_atomically(self.cache_dir / _STAMP_RECORD, stamp)
+        except OSError as exc:  # a read-only cache: a restart asks the registry once more
+            _log.warning("cannot record the registry's stamp in the cache: %s", exc)
 
     def _registry_failed(self, task: str, reason: str) -> None:
         if task in self.models:
@@ -578,3 +643,26 @@ def _checksums_match(directory: Path) -> bool:
         (directory / name).is_file() and file_digest(directory / name) == digest
         for name, digest in checksums.items()
     )
+
+
+def sqlite_stamp(tracking_uri: str) -> str | None:
+    """A value that changes whenever a local SQLite tracking store is written (its size,
+    modification time and the change counter SQLite keeps in its header, and its write-ahead
+    log's), read without opening it as a database; None for any other store (always asked)."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix) or "?" in tracking_uri:
+        return None
+    path = Path(tracking_uri.removeprefix(prefix))
+    parts = []
+    for file in (path, path.with_name(path.name + "-wal")):
+        try:
+            with file.open("rb") as f:
+                info = os.fstat(f.fileno())
+                header = f.read(28)[24:28] if file is path else b""
+        except FileNotFoundError:
+            parts.append("-")
+            continue
+        except OSError:
+            return None
+        parts.append(f"{info.st_size}:{info.st_mtime_ns}:{header.hex()}")
+    return " ".join(parts)
