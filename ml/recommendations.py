@@ -232,7 +232,7 @@ def build_candidates(
         for rows in np.array_split(
             np.arange(len(history.customer_ids)), max(1, -(-len(history.customer_ids) // _CHUNK))
         )
-        if len(rows)
+        if len(rows) and len(catalogue)  # no products (all removed): nothing to propose
     ]
     if not parts:
         empty = np.empty(0, dtype=np.int64)

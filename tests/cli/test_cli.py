@@ -6,12 +6,18 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
+# Never the checkout's own `.cdm` (a developer's models would serve in tests), nor a tracking
+# URI an in-process MLflow client left in os.environ: a data directory of the test session's.
+_DATA_DIR = tempfile.mkdtemp(prefix="cdm-cli-tests-")
+
 
 def cdm(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
-    full_env = {**os.environ, "CDM_LOG_LEVEL": "warning", **(env or {})}
+    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    full_env = {**inherited, "CDM_LOG_LEVEL": "warning", "CDM_DATA_DIR": _DATA_DIR, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "cdm.cli", *args], capture_output=True, text=True,
         env=full_env, timeout=timeout, check=False,

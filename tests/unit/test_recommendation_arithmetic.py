@@ -98,3 +98,23 @@ def test_the_partner_is_the_bought_product_most_often_bought_with_the_candidate(
         shares = basket.conditional[bought, positions[k]]
         assert strength[k] == shares.max()
         assert partner[k] == bought[int(np.argmax(shares))]  # ties: the first bought
+
+
+def test_an_empty_catalogue_proposes_nothing_rather_than_failing():
+    # Every product removed (or none imported yet) while a champion serves: a customer's
+    # export and recommendations must still answer (they crashed on an empty reduction).
+    catalogue = Catalogue(
+        product_ids=np.empty(0, dtype=np.int64), names=(), categories=np.empty(0, dtype=np.int64),
+        category_names=(), prices=np.empty(0),
+    )  # fmt: skip
+    basket = MarketBasket(
+        as_of=datetime(2026, 1, 1, tzinfo=UTC), conditional=np.zeros((0, 0)),
+        popularity_90d=np.zeros(0), popularity_365d=np.zeros(0), within_category=np.zeros(0),
+    )  # fmt: skip
+    history = History(
+        customer_ids=np.array([7, 8], dtype=np.int64),
+        orders=sparse.csr_matrix((2, 0)), recency=sparse.csr_matrix((2, 0)),
+    )  # fmt: skip
+    candidates = build_candidates(catalogue, basket, history)
+    assert len(candidates) == 0
+    assert candidates.matrix.shape == (0, len(CANDIDATE_FEATURES))
