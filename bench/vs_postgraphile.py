@@ -409,6 +409,8 @@ def _start_cdm(workers: int) -> Callable[[str, int], subprocess.Popen]:
             # One key sends every request: its per-key budget (1,000/s per worker by default)
             # would cap the run rather than measure it (neither other system has a limit).
             "CDM_RATE_LIMIT_PER_SECOND": "0",
+            # Its own data directory (models, MLflow store), not the checkout's `.cdm`.
+            "CDM_DATA_DIR": str(OUT / "cdm-data"),
         }  # fmt: skip
         return subprocess.Popen(
             [sys.executable, "-m", "cdm.cli", "serve", "--port", str(port),
