@@ -194,8 +194,7 @@ async def _open_pools(url: str, settings: Settings) -> tuple[BoundedPool, Bounde
     if len(pools) < len(opened):
         await asyncio.gather(*(p.close() for p in pools))
         raise next(e for e in opened if isinstance(e, BaseException))
-    main, reads = pools
-    return main, reads
+    return pools[0], pools[1]
 
 
 def create_app(settings: Settings, database_url: str | None = None) -> Starlette:

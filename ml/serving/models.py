@@ -336,12 +336,10 @@ class ModelStore:
         if version is None:
             if current is not None:  # the alias was removed: no champion, nothing serves
                 self._uninstall(task)
-            reason = f"model not trained: run `cdm train {_cli(task)}`"
-            self._set_status(task, ModelStatus("missing", None, reason))
+            self._serving_answer(task, None)
             return True
         if current is not None and current.version == version:
-            self._from_cache.discard(task)
-            self._set_status(task, ModelStatus("ok", version))
+            self._serving_answer(task, version)
             return True
         refused = self._refused.get(task)
         if refused is not None and refused.refused_version == version:
@@ -379,14 +377,20 @@ class ModelStore:
             if version is not None and _version(self.models.get(task)) != int(version):
                 return False  # remembered but not served from the cache: ask the registry
         for task, record in records.items():  # as the registry's answer would have left them
-            if record["version"] is None:
-                reason = f"model not trained: run `cdm train {_cli(task)}`"
-                self._set_status(task, ModelStatus("missing", None, reason))
-            else:
-                self._from_cache.discard(task)
-                self._set_status(task, ModelStatus("ok", int(record["version"])))
+            version = record["version"]
+            self._serving_answer(task, None if version is None else int(version))
         self._confirmed = stamp
         return True
+
+    def _serving_answer(self, task: str, version: int | None) -> None:
+        """The status of ``task`` when what serves is what the registry names: ``version``
+        (None: no champion, nothing serves)."""
+        if version is None:
+            reason = f"model not trained: run `cdm train {_cli(task)}`"
+            self._set_status(task, ModelStatus("missing", None, reason))
+        else:
+            self._from_cache.discard(task)
+            self._set_status(task, ModelStatus("ok", version))
 
     def _confirm(self, stamp: str) -> None:
         self._confirmed = stamp
