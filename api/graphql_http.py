@@ -62,6 +62,7 @@ from api.errors import (
 from api.limits import QueryLimits, check_shape
 from api.metrics import GRAPHQL_CORE, PYTHON, READS, SQL
 from api.rate_limit import RateLimiter
+from api.remembered_counts import CountMemory
 from api.sql_compiler import Fallback, SqlQuery, compile_sql
 from domain.access import Caller, Role
 from domain.audit import AuditKind
@@ -243,6 +244,7 @@ class GraphQLEndpoint:
         # Production: no introspection, and no "did you mean" hints that map the schema.
         self._production = production
         self._rules = (*specified_rules, NoSchemaIntrospectionCustomRule) if production else None
+        self.counts = CountMemory()  # filtered lists' counts, reused while still exact
 
     def _parse_and_validate(self, query: str) -> PreparedDocument:
         try:
@@ -448,7 +450,7 @@ class GraphQLEndpoint:
         settings = context.settings
         try:
             found = await plan.look_up(coerced, context.db) if plan.lookups else None
-            statement = plan.render(coerced, settings, found)
+            statement = plan.render(coerced, settings, found, self.counts)
         except Fallback as why:
             READS.fall_back(name, why.reason)
             return None
@@ -494,6 +496,7 @@ class GraphQLEndpoint:
             if answer is None:
                 return None
             data = answer
+        statement.remember(row, self.counts)
         if statement.reads_customers:
             context.db.read_customers(row[1])
         _audit_reads(state, context, operation, authorization)

@@ -46,6 +46,7 @@ from strawberry.utils.str_converters import to_camel_case
 from api import sql_analytics
 from api.context import Context
 from api.python_fields import HIDDEN_ID, PYTHON_CUSTOMER_FIELDS, PythonFields
+from api.remembered_counts import CountKey, CountMemory
 from api.selection import Fallback, Unsupported, collect_fields, uses_variables
 from cdm.settings import Settings
 from domain.access import PERSONAL_FIELDS, Access, MaskKind, Role, access
@@ -62,7 +63,11 @@ from domain.errors import UserError
 from domain.ids import parse_id
 from domain.pagination import check_page_size, decode_cursor
 from sql import json_read as j
-from sql.customer_list import customer_count_statement, customer_page_statement
+from sql.customer_list import (
+    count_reads_customers_only,
+    customer_count_statement,
+    customer_page_statement,
+)
 from sql.executor import Database
 from sql.repositories import PRODUCT_ORDERING
 
@@ -119,6 +124,8 @@ class Env:
     ctes: list[str] = field(default_factory=list)
     read_ids: list[str] = field(default_factory=list)  # queries of the customers read
     found: dict[object, Any] = field(default_factory=dict)  # rows looked up before (_LOOKUPS)
+    counts: CountMemory | None = None  # counts seen before (api/remembered_counts.py)
+    remembered: list[tuple[CountKey, str]] = field(default_factory=list)  # (key, its CTE)
 
     def args(self, sel: Sel) -> dict[str, Any]:
         assert sel.arguments is not None
@@ -128,6 +135,18 @@ class Env:
         name = f"r{len(self.ctes)}"
         self.ctes.append(f"{name} AS ({sql})")
         return name
+
+    def remembered_count(self, sql: str, params: list[object]) -> str:
+        """The count statement ``sql`` over customers alone, answered from the counts
+        seen before while the customers' generation has not moved (api/remembered_counts.py).
+        """
+        counted = f"({self.st.embed(sql, params)})"
+        if self.counts is None:
+            return counted
+        key = (sql, tuple(params))  # type: ignore[arg-type]  # bound values are hashable
+        name = self.cte(j.remembered_count(self.st, counted, self.counts.get(key)))
+        self.remembered.append((key, name))
+        return j.remembered_value(name)
 
     def object(self, sels: Fields, type_name: str, alias: str) -> str:
         """The JSON object of a row of ``type_name`` aliased ``alias`` (for the renderers of
@@ -473,6 +492,8 @@ def _customers_root(env: Env, sel: Sel, _alias: str) -> str:
     page = j.Page(rows, "c", first_param, cursor if sort is not None else None)  # rows: a CTE
 
     def count() -> str:
+        if count_reads_customers_only(flt):
+            return env.remembered_count(*customer_count_statement(flt))
         return f"({st.embed(*customer_count_statement(flt))})"
 
     return _connection(env, sel, page, "Customer", count, after is not None)
@@ -633,11 +654,19 @@ _NESTED_RENDERERS: dict[tuple[str, str], Callable[[Env, Sel, str], str]] = {
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """A statement ready to run: its SQL, its parameters, whether it returns customer ids."""
+    """A statement ready to run: its SQL, its parameters, whether it returns customer ids
+    (its second column), and the counts to remember from its last column (generation and
+    count per key)."""
 
     sql: str
     params: list[object]
     reads_customers: bool
+    remembered: tuple[CountKey, ...] = ()
+
+    def remember(self, row: Any, counts: CountMemory) -> None:
+        """Keep the generations and counts the statement returned, for the next request."""
+        if self.remembered:
+            counts.learn(self.remembered, row[-1])
 
 
 class SqlQuery:
@@ -697,19 +726,25 @@ class SqlQuery:
         return True
 
     def render(
-        self, variables: Any, settings: Settings, found: dict[object, Any] | None = None
-    ) -> Rendered:
-        """The statement for these (coerced) variables and what look_up() found; Fallback
-        when Python must answer."""
-        env = Env(j.Statement(), variables, settings, self.machine_client, found=found or {})
+        self, variables: Any, settings: Settings, found: dict[object, Any] | None = None,
+        counts: CountMemory | None = None,
+    ) -> Rendered:  # fmt: skip
+        """The statement for these (coerced) variables and what look_up() found, reusing
+        the `counts` seen before where still exact; Fallback when Python must answer."""
+        env = Env(
+            j.Statement(), variables, settings, self.machine_client, found=found or {},
+            counts=counts,
+        )  # fmt: skip
         data = _object(env, self.roots, "Query", "")
         with_ = f"WITH {', '.join(env.ctes)} " if env.ctes else ""
         columns = f"{data}::text"
         reads = self.track_reads and bool(env.read_ids)
         if reads:
             columns += ", ARRAY(" + " UNION ".join(env.read_ids) + ")"
+        if env.remembered:
+            columns += ", " + j.remembered_column(cte for _, cte in env.remembered)
         sql, params = env.st.finish(f"{with_}SELECT {columns}")
-        return Rendered(sql, params, reads)
+        return Rendered(sql, params, reads, tuple(key for key, _ in env.remembered))
 
 
 def _has_python(fields: Fields) -> bool:

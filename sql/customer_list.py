@@ -129,3 +129,17 @@ def customer_count_statement(flt: CustomerFilter) -> tuple[str, list[object]]:
         if len(b.conditions) == 2 and flt.country is not None:
             return _COUNTED_BY_COUNTRY, [flt.normalized_country]
     return f"SELECT count(*) {_from(b)}{_where_clause(b)}", b.params
+
+
+def count_reads_customers_only(flt: CustomerFilter) -> bool:
+    """Whether the filter's count scans rows of `customers` and of no other table (so that
+    the generation of migration 0015 tells when it may have changed): a search, a created
+    range. Not the counters' reads (already cheap), nor filters on purchases, spend or scores.
+    """
+    if flt.purchased_since is not None or flt.purchased_until is not None:
+        return False
+    b = _Builder()
+    _where(flt, b)
+    if b.needs_stats or b.needs_scores:
+        return False
+    return customer_count_statement(flt)[0] not in (_COUNTED_ALL, _COUNTED_BY_COUNTRY)

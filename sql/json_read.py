@@ -353,6 +353,31 @@ INTERACTIONS = History("interactions", "i", "occurred_at")
 PURCHASED_PRODUCT_JOIN = " LEFT JOIN products pr ON pr.id = p.product_id"
 
 
+def remembered_count(st: Statement, count: str, known: tuple[int, int] | None) -> str:
+    """One row (generation, n): the customers' generation and ``count`` (a scalar subquery
+    counting customers alone), or, while the generation is still the one ``known`` was
+    counted at, ``known``'s count without running ``count`` (PostgreSQL evaluates an
+    uncorrelated subquery only when its value is first needed, and CASE stops at the first
+    branch that holds)."""
+    generation, n = known if known is not None else (None, None)
+    return (
+        f"SELECT g.generation, CASE WHEN g.generation = {st.bind(generation, 'bigint')} "
+        f"THEN {st.bind(n, 'bigint')} ELSE {count} END AS n "
+        f"FROM ({st.named('customers_generation')}) g"
+    )
+
+
+def remembered_value(cte: str) -> str:
+    """The count of a :func:`remembered_count` made the common table ``cte``."""
+    return f"(SELECT n FROM {cte})"
+
+
+def remembered_column(ctes: Iterable[str]) -> str:
+    """One bigint[] column: the generation and the count of each :func:`remembered_count`."""
+    pairs = (f"(SELECT generation FROM {r}), (SELECT n FROM {r})" for r in ctes)
+    return f"ARRAY[{', '.join(pairs)}]"
+
+
 def one(obj: str, rows: str, alias: str) -> str:
     """``obj`` over the row of ``rows`` (a parenthesized query or a CTE's name); null if none."""
     return f"(SELECT {obj} FROM {rows} {alias})"

@@ -117,3 +117,10 @@ SELECT k.customer_id, count(i.id) AS n
    AND ($3::timestamptz IS NULL OR i.occurred_at < $3)
    AND ($4::text[] IS NULL OR i.kind = ANY ($4))
  GROUP BY k.customer_id;
+
+-- name: customers_generation
+-- How many statements have changed `customers` (migration 0015). Two snapshots that see the
+-- same generation see the same customers.
+SELECT coalesce(sum(delta), 0)::bigint AS generation
+  FROM count_deltas
+ WHERE counter = 'customers_changes' AND key = '';
