@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -140,6 +141,38 @@ async def _shutting_down(scope: Scope, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class CdmApp(Starlette):
+    """Starlette, with a straight path for ``POST /graphql``: nearly every request.
+
+    Its endpoint answers every outcome itself (errors included, as JSON), so the routing and
+    the exception middleware Starlette runs for each request (about 6 % of a short read's CPU)
+    have nothing to do for it; it keeps the answer to a request cut short at shutdown. Every
+    other request (GET /graphql, health, metrics, the dashboard) goes through Starlette.
+    """
+
+    def __init__(self, graphql: GraphQLEndpoint, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.graphql = graphql
+
+        async def post(scope: Scope, receive: Receive, send: Send) -> None:
+            response = await graphql.handle(Request(scope, receive))
+            await response(scope, receive, send)
+
+        self._post_graphql = AnswerWhenCancelled(post)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] == "/graphql"
+            and not scope.get("root_path")  # mounted elsewhere: Starlette routes it
+        ):
+            scope["app"] = self
+            await self._post_graphql(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def _tune_garbage_collector() -> None:
     """Keep the cyclic GC off the long-lived heap.
 
@@ -197,7 +230,7 @@ async def _open_pools(url: str, settings: Settings) -> tuple[BoundedPool, Bounde
     return pools[0], pools[1]
 
 
-def create_app(settings: Settings, database_url: str | None = None) -> Starlette:
+def create_app(settings: Settings, database_url: str | None = None) -> CdmApp:
     """The app for `settings`; `database_url` overrides the settings' (and the embedded one)."""
 
     @asynccontextmanager
@@ -250,7 +283,8 @@ def create_app(settings: Settings, database_url: str | None = None) -> Starlette
         rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
         max_cost=settings.query_max_cost, production=settings.production,
     )  # fmt: skip
-    return Starlette(
+    return CdmApp(
+        endpoint,
         routes=[
             Route("/graphql", endpoint.handle, methods=["GET", "POST"]),
             Route("/healthz", healthz, methods=["GET"]),

@@ -31,12 +31,11 @@ RIGGED = 999
 async def served(url, settings, key) -> AsyncIterator[tuple[httpx.AsyncClient, CountMemory]]:
     app = create_app(settings, url)
     async with app.router.lifespan_context(app):
-        handle = next(r for r in app.routes if getattr(r, "path", "") == "/graphql").endpoint
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
             transport=transport, base_url="http://cdm.test", headers=bearer(key)
         ) as http:
-            yield http, handle.__self__.counts
+            yield http, app.graphql.counts
 
 
 def rig(memory: CountMemory) -> None:
