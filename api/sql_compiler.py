@@ -124,8 +124,7 @@ class Env:
     ctes: list[str] = field(default_factory=list)
     read_ids: list[str] = field(default_factory=list)  # queries of the customers read
     found: dict[object, Any] = field(default_factory=dict)  # rows looked up before (_LOOKUPS)
-    counts: CountMemory | None = None  # counts seen before (api/remembered_counts.py)
-    remembered: list[tuple[CountKey, str]] = field(default_factory=list)  # (key, its CTE)
+    remembered: list[tuple[CountKey, str, int]] = field(default_factory=list)  # see below
 
     def args(self, sel: Sel) -> dict[str, Any]:
         assert sel.arguments is not None
@@ -138,14 +137,11 @@ class Env:
 
     def remembered_count(self, sql: str, params: list[object]) -> str:
         """The count statement ``sql`` over customers alone, answered from the counts
-        seen before while the customers' generation has not moved (api/remembered_counts.py).
-        """
-        counted = f"({self.st.embed(sql, params)})"
-        if self.counts is None:
-            return counted
+        seen before while the customers' generation has not moved (api/remembered_counts.py):
+        noted as (its key, its CTE, the index of its known generation's parameter)."""
+        name = self.cte(j.remembered_count(self.st, f"({self.st.embed(sql, params)})"))
         key = (sql, tuple(params))  # type: ignore[arg-type]  # bound values are hashable
-        name = self.cte(j.remembered_count(self.st, counted, self.counts.get(key)))
-        self.remembered.append((key, name))
+        self.remembered.append((key, name, len(self.st.params) - 2))
         return j.remembered_value(name)
 
     def object(self, sels: Fields, type_name: str, alias: str) -> str:
@@ -204,6 +200,9 @@ _PER_REQUEST: set[tuple[str, str]] = {("Customer", "scores_withheld")}
 # look-up per field, given the field, the request's variables and its database; what it
 # returns is kept in Env.found under id(field) for the renderer.
 _LOOKUPS: dict[tuple[str, str], Callable[[Sel, Any, Database], Awaitable[object]]] = {}
+# Root fields whose statement depends on nothing but the document and the settings (no clock,
+# no rows read before rendering): see SqlQuery.reusable.
+_REUSABLE_ROOTS = {"customer", "customers", "product", "products", "__typename"}
 _CONNECTION_FIELDS = {"nodes", "edges", "page_info", "total_count"}
 _PAGE_INFO = {"has_next_page", "has_previous_page", "start_cursor", "end_cursor"}
 
@@ -655,13 +654,24 @@ _NESTED_RENDERERS: dict[tuple[str, str], Callable[[Env, Sel, str], str]] = {
 @dataclass(frozen=True, slots=True)
 class Rendered:
     """A statement ready to run: its SQL, its parameters, whether it returns customer ids
-    (its second column), and the counts to remember from its last column (generation and
-    count per key)."""
+    (its second column), and the counts it may reuse: their keys, and for each the index of
+    the parameter of its known generation (its count's follows); the statement returns the
+    generation and count of each in its last column."""
 
     sql: str
     params: list[object]
     reads_customers: bool
     remembered: tuple[CountKey, ...] = ()
+    known_at: tuple[int, ...] = ()
+
+    def with_counts(self, counts: CountMemory | None) -> Rendered:
+        """This statement with the counts known in ``counts`` as its parameters."""
+        if not self.remembered:
+            return self
+        params = list(self.params)
+        for key, at in zip(self.remembered, self.known_at, strict=True):
+            params[at], params[at + 1] = (counts and counts.get(key)) or (None, None)
+        return Rendered(self.sql, params, self.reads_customers, self.remembered, self.known_at)
 
     def remember(self, row: Any, counts: CountMemory) -> None:
         """Keep the generations and counts the statement returned, for the next request."""
@@ -673,10 +683,12 @@ class SqlQuery:
     """An operation compiled for one role: rendered per request into one statement."""
 
     __slots__ = (
+        "_reused",
         "aggregates",
         "answers_in_python",
         "lookups",
         "machine_client",
+        "reusable",
         "roots",
         "track_reads",
     )
@@ -706,6 +718,14 @@ class SqlQuery:
         self.machine_client = role is Role.PERSONALIZATION
         self.answers_in_python = _has_python(self.roots)  # some fields filled in after the SQL
         self.lookups = [s for s in self.roots if ("Query", s.attr) in _LOOKUPS]
+        # Without variables, roots whose statement follows from the document alone render
+        # the same statement for every request: rendered once (its counts set per request).
+        self.reusable = (
+            not operation.variable_definitions
+            and not self.lookups
+            and all(sel.attr in _REUSABLE_ROOTS for sel in self.roots)
+        )
+        self._reused: tuple[Settings, Rendered] | None = None
 
     async def look_up(self, variables: Any, db: Database) -> dict[object, Any]:
         """What the root fields need read before rendering (see _LOOKUPS), for render()."""
@@ -731,10 +751,9 @@ class SqlQuery:
     ) -> Rendered:  # fmt: skip
         """The statement for these (coerced) variables and what look_up() found, reusing
         the `counts` seen before where still exact; Fallback when Python must answer."""
-        env = Env(
-            j.Statement(), variables, settings, self.machine_client, found=found or {},
-            counts=counts,
-        )  # fmt: skip
+        if self._reused is not None and self._reused[0] is settings:
+            return self._reused[1].with_counts(counts)
+        env = Env(j.Statement(), variables, settings, self.machine_client, found=found or {})
         data = _object(env, self.roots, "Query", "")
         with_ = f"WITH {', '.join(env.ctes)} " if env.ctes else ""
         columns = f"{data}::text"
@@ -742,9 +761,17 @@ class SqlQuery:
         if reads:
             columns += ", ARRAY(" + " UNION ".join(env.read_ids) + ")"
         if env.remembered:
-            columns += ", " + j.remembered_column(cte for _, cte in env.remembered)
+            columns += ", " + j.remembered_column(cte for _, cte, _ in env.remembered)
         sql, params = env.st.finish(f"{with_}SELECT {columns}")
-        return Rendered(sql, params, reads, tuple(key for key, _ in env.remembered))
+        kept = env.st.kept
+        assert kept is not None
+        rendered = Rendered(
+            sql, params, reads, tuple(key for key, _, _ in env.remembered),
+            tuple(kept.index(at) for _, _, at in env.remembered),
+        )  # fmt: skip
+        if self.reusable:
+            self._reused = (settings, rendered)
+        return rendered.with_counts(counts)
 
 
 def _has_python(fields: Fields) -> bool:

@@ -37,10 +37,11 @@ class Raw:
 class Statement:
     """The positional parameters of a statement being composed."""
 
-    __slots__ = ("params",)
+    __slots__ = ("kept", "params")
 
     def __init__(self) -> None:
         self.params: list[object] = []
+        self.kept: list[int] | None = None  # after finish(): the 0-based indices kept
 
     def bind(self, value: object, type_: str) -> str:
         """A placeholder for ``value``, cast to ``type_`` (so no parameter's type is guessed)."""
@@ -71,6 +72,7 @@ class Statement:
         """``sql`` and its parameters, without those bound for parts left out of it (a
         parameter PostgreSQL never sees would be one too many, or of no inferable type)."""
         used = sorted({int(n) for n in _PLACEHOLDER.findall(sql)})
+        self.kept = [old - 1 for old in used]
         if len(used) == len(self.params):
             return sql, self.params
         renumbered = {old: new for new, old in enumerate(used, 1)}
@@ -353,16 +355,16 @@ INTERACTIONS = History("interactions", "i", "occurred_at")
 PURCHASED_PRODUCT_JOIN = " LEFT JOIN products pr ON pr.id = p.product_id"
 
 
-def remembered_count(st: Statement, count: str, known: tuple[int, int] | None) -> str:
+def remembered_count(st: Statement, count: str) -> str:
     """One row (generation, n): the customers' generation and ``count`` (a scalar subquery
-    counting customers alone), or, while the generation is still the one ``known`` was
-    counted at, ``known``'s count without running ``count`` (PostgreSQL evaluates an
-    uncorrelated subquery only when its value is first needed, and CASE stops at the first
-    branch that holds)."""
-    generation, n = known if known is not None else (None, None)
+    counting customers alone), or, while the generation is still the one a count was known
+    at, that count without running ``count`` (PostgreSQL evaluates an uncorrelated subquery
+    only when its value is first needed, and CASE stops at the first branch that holds).
+    The known generation and count are the last two parameters bound here (None: unknown),
+    set for each request (api/remembered_counts.py)."""
     return (
-        f"SELECT g.generation, CASE WHEN g.generation = {st.bind(generation, 'bigint')} "
-        f"THEN {st.bind(n, 'bigint')} ELSE {count} END AS n "
+        f"SELECT g.generation, CASE WHEN g.generation = {st.bind(None, 'bigint')} "
+        f"THEN {st.bind(None, 'bigint')} ELSE {count} END AS n "
         f"FROM ({st.named('customers_generation')}) g"
     )
 

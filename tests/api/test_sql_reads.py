@@ -209,7 +209,7 @@ def _renderer(query: str, settings):
     assert not isinstance(plan, str), plan
 
     def render(**values):
-        coerced = get_variable_values(schema._schema, operation.variable_definitions, values)
+        coerced = get_variable_values(schema._schema, operation.variable_definitions or (), values)
         return plan.render(coerced, settings)
 
     return plan, render
@@ -239,6 +239,30 @@ async def test_objects_with_literal_arguments_render_once_and_stay_per_request(
     for cid, amounts in ((shop[3], ["4.05", "3.05"]), (shop[0], [])):
         w = data(await gql(client, dated, {"id": str(cid)}))["customer"]
         assert [p["amount"] for p in w["purchases"]["nodes"]] == amounts
+
+
+async def test_a_document_without_variables_renders_one_statement_for_every_request(
+    client, db, shop, settings
+):
+    """W2 and W3 name every value in the document: the statement is rendered once and only
+    the counts it may reuse change between requests (api/remembered_counts.py). Variables, a
+    clock (segments' members are "now") or rows read first keep rendering per request."""
+    plan, render = _renderer(W3, settings)
+    first, second = render(), render()
+    assert second.sql is first.sql
+    assert second.params == first.params
+    assert first.remembered
+    assert second.params is not first.params
+    elsewhere = settings.model_copy(update={"max_page_size": 20})
+    assert plan.render({}, elsewhere).sql is not first.sql  # other settings: rendered anew
+    for query in (W1, "{ segments { name size } }"):
+        assert not _renderer(query, settings)[0].reusable
+    for _ in range(2):
+        w3 = data(await gql(client, W3))["customers"]
+        assert w3["totalCount"] == 4
+        assert [n["firstName"] for n in w3["nodes"]] == ["Anna3", "Anna2", "Anna1", "Anna0"]
+    await add_customer(db, first_name="Anna9", email="anna9@example.com")
+    assert data(await gql(client, W3))["customers"]["totalCount"] == 5
 
 
 async def test_a_field_that_binds_without_arguments_is_rendered_afresh_each_time(client, shop):
