@@ -41,6 +41,7 @@ from graphql.language import print_ast
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import Receive, Scope, Send
 from strawberry.http.ides import get_graphql_ide_html
 
 from api import parity
@@ -74,6 +75,31 @@ MAX_QUERY_LENGTH = 100_000
 _NO_CACHE = {"Cache-Control": "no-store"}
 _RETRY = {"Retry-After": "1"}
 _log = logging.getLogger(__name__)
+
+
+class EncodedAnswer:
+    """A 200 whose body is already JSON bytes, sent as its two ASGI messages: the hot path's
+    answer, without the header object a Starlette ``Response`` builds for each."""
+
+    __slots__ = ("body", "raw_headers")
+    status_code = 200
+
+    def __init__(self, body: bytes, media: str, statements: int | None) -> None:
+        self.body = body
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", media.encode()),
+            (b"cache-control", b"no-store"),
+        ]
+        if statements is not None:
+            self.raw_headers.append((b"x-sql-statements", str(statements).encode()))
+
+    async def __call__(self, _scope: Scope, _receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+Answer = Response | EncodedAnswer
 
 
 def negotiate(accept: str | None) -> str | None:
@@ -270,7 +296,7 @@ class GraphQLEndpoint:
     def _bad_request(self, message: str, media: str, status: int = 400) -> Response:
         return self._reply(request_error(message), media, status)
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Answer:
         """Serve one GraphQL request (GET for queries, POST for anything).
 
         The database being unreachable (or every connection busy past the acquire timeout)
@@ -291,7 +317,7 @@ class GraphQLEndpoint:
                 return self._reply(timed_out(exc), media, 504, _RETRY)
             return self._reply(internal_error(exc), media, 500)
 
-    async def _handle(self, request: Request) -> Response:
+    async def _handle(self, request: Request) -> Answer:
         # The headers read below, decoded once (Starlette's Headers scans the list per lookup);
         # the first of a repeated header wins, as with Headers.get.
         incoming = {
@@ -300,10 +326,10 @@ class GraphQLEndpoint:
         }
         request_id = _request_id(incoming.get("x-request-id"))
         response = await self._serve(request, request_id, incoming)
-        response.headers["X-Request-Id"] = request_id
+        response.raw_headers.append((b"x-request-id", request_id.encode()))
         return response
 
-    async def _serve(self, request: Request, request_id: str, incoming: dict[str, str]) -> Response:
+    async def _serve(self, request: Request, request_id: str, incoming: dict[str, str]) -> Answer:
         accept = incoming.get("accept")
         if (
             request.method == "GET"
@@ -432,7 +458,7 @@ class GraphQLEndpoint:
         self, request: Request, prepared: PreparedDocument, operation: OperationDefinitionNode,
         authorization: Authorization, context: Context, variables: dict[str, Any] | None,
         media: str,
-    ) -> Response | None:  # fmt: skip
+    ) -> Answer | None:  # fmt: skip
         """The answer built by one SQL statement, or None when the Python paths must answer."""
         assert context.caller is not None
         name = operation.name.value if operation.name else None
@@ -455,10 +481,10 @@ class GraphQLEndpoint:
             READS.fall_back(name, why.reason)
             return None
 
-        async def complete(text: str) -> bytes | None:
+        async def complete(text: bytes) -> bytes | None:
             """The statement's JSON with the fields Python answers filled in (None: fall back)."""
             if not plan.answers_in_python:
-                return text.encode()
+                return text
             data = orjson.loads(text)
             if not await plan.fill(data, context, variables):
                 READS.fall_back(name, "a field answered by Python failed")
@@ -501,11 +527,8 @@ class GraphQLEndpoint:
             context.db.read_customers(row[1])
         _audit_reads(state, context, operation, authorization)
         READS.answer(SQL)
-        headers = {**_NO_CACHE}
-        if settings.expose_statement_count:
-            headers["X-SQL-Statements"] = str(context.db.statements)
-        body = b'{"data":' + data + b"}"
-        return Response(body, status_code=200, media_type=media, headers=headers)
+        statements = context.db.statements if settings.expose_statement_count else None
+        return EncodedAnswer(b'{"data":' + data + b"}", media, statements)
 
     async def _params(
         self, request: Request, media: str, incoming: dict[str, str]
@@ -528,10 +551,15 @@ class GraphQLEndpoint:
             if declared.isdigit() and int(declared) > self._max_body:
                 return self._bad_request(too_large, media, status=413)
             body = bytearray()
-            async for chunk in request.stream():  # bounded even without a Content-Length
-                body.extend(chunk)
+            while True:  # bounded even without a Content-Length
+                message = await request.receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect
+                body += message.get("body", b"")
                 if len(body) > self._max_body:
                     return self._bad_request(too_large, media, status=413)
+                if not message.get("more_body", False):
+                    break
             try:
                 raw = orjson.loads(body)
             except orjson.JSONDecodeError:

@@ -65,7 +65,7 @@ async def answer_checked(
     pool: asyncpg.Pool, url: str, context: Context, sql: str, params: list[object],
     reference: Callable[[Context], Awaitable[ExecutionResult]],
     masked: Callable[[Any], Any], query: str,
-    complete: Callable[[str], Awaitable[bytes | None]],
+    complete: Callable[[bytes], Awaitable[bytes | None]],
 ) -> tuple[bytes, asyncpg.Record] | None:  # fmt: skip
     """The SQL path's data (the row's JSON as ``complete`` finishes it: None to fall back)
     and row, after checking graphql-core answers the same on its snapshot (``reference``

@@ -122,7 +122,7 @@ async def test_masked_values_never_leave_the_database_in_clear(db, database_url,
         schema._schema, operation.variable_definitions, {"id": str(cid)}
     )
     statement = plan.render(variables, settings)
-    raw = await db.fetchval(statement.sql, *statement.params)  # what leaves the database
+    raw = (await db.fetchval(statement.sql, *statement.params)).decode()  # what leaves PG
     for clear in ("Zelda", "Quist", "zelda@", "30123456", str(T0.date())):
         assert clear not in raw
     async with serving(database_url, settings, key=await api_key(db, Role.ANALYST)) as http:
