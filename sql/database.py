@@ -70,9 +70,13 @@ class BoundedPool(asyncpg.Pool):
 
     def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
         """A connection within ``timeout`` (default: the pool's acquire timeout)."""
-        if timeout is None and not self.ready_at_once():
-            timeout = self._acquire_timeout
         return _Acquire(self, timeout)
+
+    def _timeout(self, timeout: float | None) -> float | None:
+        """The acquire's bound: none needed when a connection is ready (ready_at_once)."""
+        if timeout is None and not self.ready_at_once():
+            return self._acquire_timeout
+        return timeout
 
     def ready_at_once(self) -> bool:
         """Whether acquiring cannot wait: a free connection is open and current, so asyncpg
@@ -140,6 +144,18 @@ class _Acquire(PoolAcquireContext):
     down) always through asyncpg's release, which checks and resets it."""
 
     __slots__ = ()
+
+    async def __aenter__(self) -> Any:
+        pool = self.pool
+        assert isinstance(pool, BoundedPool)
+        self.timeout = pool._timeout(self.timeout)  # decided now, when it is awaited
+        return await super().__aenter__()
+
+    def __await__(self) -> Any:
+        pool = self.pool
+        assert isinstance(pool, BoundedPool)
+        self.timeout = pool._timeout(self.timeout)
+        return super().__await__()
 
     async def __aexit__(self, exc_type: Any = None, *_exc: Any) -> None:
         self.done = True

@@ -89,3 +89,26 @@ async def test_a_pool_whose_connections_came_back_at_once_closes_at_once(databas
     await asyncio.gather(*(pool.fetchval("SELECT 1") for _ in range(4)))
     await asyncio.wait_for(pool.close(), 10)  # nothing left "in use" for close to wait on
     assert pool.is_closing()
+
+
+async def test_waiting_for_a_busy_pool_stays_bounded_either_way(database_url) -> None:
+    """Whether entered with `async with` or awaited, an acquire that has to wait is bounded by
+    the pool's acquire timeout (decided when it is awaited, not when it was made)."""
+    pool = await create_pool(database_url, min_size=1, max_size=1, acquire_timeout=0.2)
+    try:
+        waiting = pool.acquire()  # made while the connection is free...
+        held = await pool.acquire()  # ...awaited after it was taken
+
+        async def awaited() -> object:
+            return await pool.acquire()
+
+        for attempt in (waiting.__aenter__(), awaited()):
+            task = asyncio.ensure_future(attempt)
+            await asyncio.wait({task}, timeout=60)  # a generous bound: not a timing test
+            assert task.done(), "the acquire waited unbounded"
+            assert isinstance(task.exception(), TimeoutError)
+        await pool.release(held)
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT 1") == 1
+    finally:
+        await pool.close()
