@@ -39,6 +39,7 @@ import asyncpg  # noqa: E402
 from bench.common import machine  # noqa: E402
 from bench.import_customers import run_imports, write_csv  # noqa: E402
 from domain.customer_queries import CustomerFilter  # noqa: E402
+from sql import json_read as j  # noqa: E402
 from sql import migrate  # noqa: E402
 from sql.customer_list import customer_count_statement  # noqa: E402
 from sql.database import connect  # noqa: E402
@@ -47,7 +48,11 @@ from sql.queries import query  # noqa: E402
 
 DB = "cdm_bench_counts"
 COUNTRIES = "ARRAY['DE','FR','GB','US','IT','ES','NL','PL','SE','AT','CH','BE','DK','IE','PT']"
-TRIGGERS = ("customers_count_ins", "customers_count_upd", "customers_count_del")
+TRIGGERS = (
+    "customers_count_ins", "customers_count_upd", "customers_count_del",
+    # The customers' generation (migration 0015), by which a search's count is reused.
+    "customers_changes_ins", "customers_changes_upd", "customers_changes_del",
+)  # fmt: skip
 # The statements as they were before the counters (sql/customer_list.py, products.sql).
 SCAN_ALL = "SELECT count(*) FROM customers c WHERE c.erased_at IS NULL"
 SCAN_COUNTRY = "SELECT count(*) FROM customers c WHERE c.erased_at IS NULL AND c.country = $1"
@@ -100,6 +105,26 @@ async def reads(conn: asyncpg.Connection, label: str) -> None:
         print(
             f"| {name} | {await median_ms(conn, scan, scan_args, 7)} "
             f"| {await median_ms(conn, sql, args, 200)} |",
+            flush=True,
+        )
+    # A search: counted by its trigram index each time, or reused at the same generation (the
+    # compiled statement's form, api/remembered_counts.py), with the generation read each time.
+    for search in ("first12", "12345"):
+        flt = CustomerFilter(search=search)
+        sql, args = customer_count_statement(flt)
+        st = j.Statement()
+        remembered, params = st.finish(
+            f"SELECT n FROM ({j.remembered_count(st, f'({st.embed(sql, args)})')}) r"
+        )
+        count = await conn.fetchval(sql, *args)
+        generation = await conn.fetchval(query("customers_generation"))
+        known = [*params[:-2], generation, count]
+        assert await conn.fetchval(remembered, *known) == count
+        assert await conn.fetchval(remembered, *params[:-2], None, None) == count
+        print(
+            f"| customers, search {search!r} ({count:,}): count / reused at its generation "
+            f"| {await median_ms(conn, sql, args, 7)} "
+            f"| {await median_ms(conn, remembered, known, 200)} |",
             flush=True,
         )
     counter = query("products_count_all")
