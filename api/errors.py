@@ -36,8 +36,23 @@ TIMEOUT = "TIMEOUT"
 
 
 def is_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` means the database could not be reached (retrying may succeed)."""
-    return isinstance(exc, _UNAVAILABLE) or _connection_gone(exc) or _connection_left_busy(exc)
+    """Whether ``exc`` means the database could not be reached (retrying may succeed): itself,
+    or the failure it was raised while handling. A statement refused on a connection the
+    server was dropping leaves that connection busy, so the transaction's rollback on the way
+    out fails too ("another operation is in progress"): the first failure says what happened.
+    """
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:  # a chain, bounded against cycles
+        if (
+            isinstance(current, _UNAVAILABLE)
+            or _connection_gone(current)
+            or _connection_left_busy(current)
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
 
 
 def is_timeout(exc: BaseException) -> bool:
