@@ -29,6 +29,18 @@ class Mode(StrEnum):
     PRODUCTION = "production"
 
 
+DATA_DIR_NAME = ".cdm"
+
+
+def find_data_dir(start: Path) -> Path | None:
+    """The nearest ``.cdm`` directory in ``start`` or a folder above it, if any."""
+    for folder in (start, *start.parents):
+        candidate = folder / DATA_DIR_NAME
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
 class Settings(BaseSettings):
     """Everything CDM can be configured with. Frozen: build a new one to change a value."""
 
@@ -41,7 +53,10 @@ class Settings(BaseSettings):
         description="PostgreSQL URL. Unset: CDM runs its own embedded PostgreSQL in the data dir.",
     )
     data_dir: Path = Field(
-        default=Path(".cdm"), description="Where the embedded database and local state live."
+        default=Path(DATA_DIR_NAME),
+        description="Where the embedded database and local state live. Unset: the nearest "
+        f"`{DATA_DIR_NAME}` directory in the current directory or above it (as git finds its "
+        f"repository), else `{DATA_DIR_NAME}` in the current directory.",
     )
     host: str = Field(default="127.0.0.1", description="Address `cdm serve` binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `cdm serve` listens on.")
@@ -206,6 +221,12 @@ class Settings(BaseSettings):
 
         return self.mlflow_tracking_uri or default_tracking_uri(self.data_dir)
 
+    @property
+    def data_dir_known(self) -> bool:
+        """Whether the data directory exists or was asked for (CDM_DATA_DIR, an option): not
+        the default in a directory where nothing was ever made."""
+        return "data_dir" in self.model_fields_set or self.data_dir.is_dir()
+
     @model_validator(mode="after")
     def _bands_in_order(self) -> Settings:
         if self.churn_band_medium >= self.churn_band_high:
@@ -237,5 +258,13 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment; keyword overrides win (used by the CLI options)."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Read settings from the environment; keyword overrides win (used by the CLI options).
+    Without CDM_DATA_DIR, the data directory is the nearest ``.cdm`` in the current directory
+    or above it, so every command run inside a project finds the same one."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    settings = Settings(**given)
+    if "data_dir" not in settings.model_fields_set:
+        found = find_data_dir(Path.cwd())
+        if found is not None:
+            settings = Settings(**given, data_dir=found)
+    return settings

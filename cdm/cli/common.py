@@ -6,6 +6,7 @@ import getpass
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperCommand, TyperGroup
 
-from cdm.cli.errors import describe, fail
+from cdm.cli.errors import CliError, describe, err_console, fail
 from cdm.settings import Settings, load_settings
 from domain.access import Role
 from domain.audit import AuditEntry, AuditKind
@@ -67,8 +68,35 @@ def settings_from_env(**overrides: object) -> Settings:
     return settings
 
 
-async def migrated_database(settings: Settings) -> tuple[str, list[migrate.Migration]]:
-    """The database URL (embedded server started if needed), after applying migrations."""
+def check_data_dir(settings: Settings, *, creates: bool = False) -> None:
+    """Refuse to start a new, empty embedded database by surprise.
+
+    Without CDM_DATABASE_URL the database lives in the data directory, found by walking up
+    from the current directory (cdm.settings.load_settings). A command run outside any project
+    would otherwise create a fresh one there and, say, import into it while the real one sits
+    elsewhere. Only the commands that are meant to start a project (``creates``: demo, serve,
+    db migrate) may; the others say where to run instead. Says which directory is used when it
+    was found above the current one."""
+    if settings.database_url:
+        return
+    if settings.data_dir_known or creates:
+        if settings.data_dir.parent != Path.cwd().resolve():
+            err_console.print(f"data directory: {settings.data_dir}", style="dim")
+        return
+    raise CliError(
+        f"no CDM data directory in {Path.cwd()} or any folder above it: this would start a "
+        f"new, empty database in {settings.data_dir}. Run the command in the folder where you "
+        "ran `cdm demo` (or below it), or set CDM_DATA_DIR to the data directory to use "
+        "(or CDM_DATABASE_URL to a database); `cdm db migrate` starts a new one here."
+    )
+
+
+async def migrated_database(
+    settings: Settings, *, creates: bool = False
+) -> tuple[str, list[migrate.Migration]]:
+    """The database URL (embedded server started if needed), after applying migrations;
+    ``creates``: this command may start a new data directory (see check_data_dir)."""
+    check_data_dir(settings, creates=creates)
     url = await resolve_database_url(settings.database_url, settings.data_dir)
     conn = await connect(url)
     try:

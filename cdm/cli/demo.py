@@ -73,7 +73,7 @@ async def _prepare(settings: Settings, customers: int) -> str:
     from ml.training import pipeline
     from ml.training.plan import TrainingPlan
 
-    url, _ = await migrated_database(settings)
+    url, _ = await migrated_database(settings, creates=True)
     conn = await connect(url)
     try:
         existing = await conn.fetchval(query("customer_count"))

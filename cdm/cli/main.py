@@ -8,6 +8,7 @@ import signal
 import socket
 import time
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -17,6 +18,7 @@ from typer.core import TyperGroup
 from cdm.cli.common import (
     OneLineErrors,
     OneLineGroupErrors,
+    check_data_dir,
     console,
     migrated_database,
     progress_bar,
@@ -96,7 +98,7 @@ app.add_typer(db_app, name="db")
 def db_migrate() -> None:
     """Apply pending migrations (safe to run again, and from several processes at once)."""
     settings = settings_from_env()
-    _, applied = run(migrated_database, settings)
+    _, applied = run(partial(migrated_database, creates=True), settings)
     if not applied:
         console.print("Database schema is up to date.")
     for m in applied:
@@ -104,6 +106,7 @@ def db_migrate() -> None:
 
 
 async def _status(settings: Settings) -> list[migrate.MigrationState]:
+    check_data_dir(settings)
     url = await resolve_database_url(settings.database_url, settings.data_dir)
     conn = await connect(url)
     try:
@@ -151,7 +154,7 @@ def serve(
         _check_port_free(settings.host, settings.port)
     except CliError as exc:
         fail(str(exc))
-    url, applied = run(migrated_database, settings)
+    url, applied = run(partial(migrated_database, creates=True), settings)
     for m in applied:
         console.print(f"applied migration {m.version:04d}_{m.name}")
     console.print(f"GraphQL API on http://{settings.host}:{settings.port}/graphql")
@@ -180,6 +183,7 @@ def serve(
         # Workers are fresh processes: hand them the resolved URL (the embedded server stays
         # owned by this process and stops when it exits).
         os.environ["CDM_DATABASE_URL"] = url
+        os.environ["CDM_DATA_DIR"] = str(settings.data_dir)  # the one found here, not looked for
         uvicorn.run("cdm.worker:app", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
 
 
