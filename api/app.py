@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import dashboard
+from api import dashboard, graphiql
 from api.audit import AuditWriter, RefusalLimiter
 from api.auth import Authenticator
 from api.errors import request_error
@@ -291,6 +291,7 @@ def create_app(settings: Settings, database_url: str | None = None) -> CdmApp:
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             *dashboard.ROUTES,
+            *graphiql.ROUTES,
         ],
         lifespan=lifespan,
         middleware=[Middleware(AnswerWhenCancelled)],

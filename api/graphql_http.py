@@ -40,11 +40,10 @@ from graphql.execution.values import get_variable_values
 from graphql.language import print_ast
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from strawberry.http.ides import get_graphql_ide_html
 
-from api import parity
+from api import graphiql, parity
 from api.audit import credential_hint, refusal_entry
 from api.auth import Authenticator
 from api.authorization import Authorization, apply_masks, authorize
@@ -337,7 +336,7 @@ class GraphQLEndpoint:
             and "query" not in request.query_params
             and "text/html" in (accept or "")
         ):
-            return HTMLResponse(get_graphql_ide_html("graphiql"))
+            return graphiql.page()
         media = negotiate(accept)
         if media is None:
             return Response(

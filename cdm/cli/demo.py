@@ -138,8 +138,8 @@ def demo(
     )
     console.print("  " + command, soft_wrap=True, markup=False, highlight=False)
     console.print(
-        "\n[bold]Admin API key[/] (every request needs one; in GraphiQL, add the header "
-        "below under Headers; `cdm keys create` makes keys for other roles):"
+        "\n[bold]Admin API key[/] (every request needs one; the addresses below carry it; "
+        "`cdm keys create` makes keys for other roles):"
     )
     console.print(f'  {{"Authorization": "Bearer {key}"}}', soft_wrap=True, markup=False)
     wildcard = settings.host in ("0.0.0.0", "::")  # noqa: S104 (naming it, not binding it)
@@ -149,7 +149,12 @@ def demo(
         f"  http://{host}:{port or settings.port}/dashboard#key={key}",
         soft_wrap=True, markup=False, highlight=False,
     )  # fmt: skip
-    console.print("\n[bold]Try these in GraphiQL[/] (the URL follows):")
+    console.print("\n[bold]GraphiQL[/] (works offline; the key fills in its Authorization header):")
+    console.print(
+        f"  http://{host}:{port or settings.port}/graphql#key={key}",
+        soft_wrap=True, markup=False, highlight=False,
+    )  # fmt: skip
+    console.print("\n[bold]Try these in GraphiQL[/]:")
     console.print(EXAMPLES, soft_wrap=True, markup=False, highlight=False)
     serve(host=None, port=port, workers=None)
 

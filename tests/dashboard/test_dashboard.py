@@ -77,14 +77,6 @@ async def _ready(http: httpx.AsyncClient, server: subprocess.Popen) -> None:
     raise AssertionError("the server did not become ready")
 
 
-@pytest.fixture
-def artifacts() -> Path:
-    """Where the screenshot is kept (created)."""
-    found = Path(os.environ.get("CDM_TEST_ARTIFACTS", ROOT / "test-artifacts"))
-    found.mkdir(parents=True, exist_ok=True)
-    return found
-
-
 async def test_the_dashboard_draws_every_chart_without_errors(
     db, database_url, tmp_path, artifacts
 ):
