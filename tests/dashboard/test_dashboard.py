@@ -19,6 +19,7 @@ import pytest
 import sql.rfm
 from domain.access import Role
 from tests.conftest import api_key
+from tests.dashboard.conftest import watched_page
 from tests.factories import add_customer, add_product, add_purchase
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,18 +98,7 @@ async def test_the_dashboard_draws_every_chart_without_errors(
             browser = await p.chromium.launch(
                 executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
             )
-            page = await browser.new_page(viewport={"width": 1400, "height": 1400})
-            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
-            page.on(
-                "response", lambda r: r.status >= 400 and problems.append(f"{r.status}: {r.url}")
-            )
-            await page.route(
-                lambda url: not url.startswith(f"http://127.0.0.1:{port}/"),
-                lambda route: (problems.append(f"outside request: {route.request.url}"),
-                               route.abort())[1],
-            )  # fmt: skip
+            page = await watched_page(browser, f"http://127.0.0.1:{port}", problems, 1400)
             await page.goto(f"http://127.0.0.1:{port}/dashboard#key={key}")
             await page.wait_for_selector("body[data-state=ready]", timeout=60_000)
             assert "#key" not in page.url  # the key does not linger in the address bar

@@ -7,6 +7,7 @@ import httpx
 
 from domain.access import Role
 from tests.conftest import api_key
+from tests.dashboard.conftest import watched_page
 from tests.dashboard.test_dashboard import _browser, _ready, _serve
 from tests.factories import add_customer
 
@@ -36,18 +37,7 @@ async def test_graphiql_runs_a_query_with_no_request_leaving_the_server(
             browser = await p.chromium.launch(
                 executable_path=executable, args=["--no-sandbox", "--disable-gpu"]
             )
-            tab = await browser.new_page(viewport={"width": 1400, "height": 900})
-            tab.on("console", lambda m: m.type == "error" and problems.append(m.text))
-            tab.on("pageerror", lambda e: problems.append(str(e)))
-            tab.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
-            tab.on(
-                "response", lambda r: r.status >= 400 and problems.append(f"{r.status}: {r.url}")
-            )
-            await tab.route(
-                lambda url: not url.startswith(f"{origin}/"),
-                lambda route: (problems.append(f"outside request: {route.request.url}"),
-                               route.abort())[1],
-            )  # fmt: skip
+            tab = await watched_page(browser, origin, problems, 900)
             await tab.goto(f"{origin}/graphql#key={key}")
             await tab.wait_for_selector(".graphiql-container", timeout=60_000)
             assert "#key" not in tab.url  # the key does not linger in the address bar
