@@ -7,8 +7,11 @@ exists, every customer scored when no scores are stored, then the API with Graph
 
 from __future__ import annotations
 
+import shutil
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import asyncpg
@@ -154,6 +157,12 @@ def demo(
         f"  http://{host}:{port or settings.port}/graphql#key={key}",
         soft_wrap=True, markup=False, highlight=False,
     )  # fmt: skip
+    command = Path(sys.executable).parent / "cdm"  # the virtualenv's, not resolved
+    if command.exists() and shutil.which("cdm") != str(command):
+        console.print(
+            f"\n[bold]The cdm command[/] is {command} (`source {command.parent}/activate` puts "
+            "it on your PATH); run it in this folder or below."
+        )
     console.print("\n[bold]Try these in GraphiQL[/]:")
     console.print(EXAMPLES, soft_wrap=True, markup=False, highlight=False)
     serve(host=None, port=port, workers=None)
