@@ -19,7 +19,7 @@ import typer
 
 import sql.rfm
 from cdm.cli.common import OneLineErrors, console, migrated_database, settings_from_env
-from cdm.cli.errors import run
+from cdm.cli.errors import CliError, fail, run
 from cdm.settings import Settings
 from domain.access import Role
 from domain.api_keys import key_prefix, matches, new_key
@@ -127,9 +127,13 @@ def demo(
     port: Annotated[int | None, typer.Option(help="Port [env CDM_PORT].")] = None,
 ) -> None:
     """Seed, train, score and serve: the whole of CDM on this machine, in one command."""
-    from cdm.cli.main import serve
+    from cdm.cli.main import check_port_free, serve
 
     settings = settings_from_env()
+    try:  # before minutes of preparing, and before the key is printed for a server that fails
+        check_port_free(settings.host, port or settings.port)
+    except CliError as exc:
+        fail(str(exc))
     key = run(_prepare, settings, customers)
     data_dir = settings.data_dir
     console.print(

@@ -126,7 +126,8 @@ def db_status() -> None:
     console.print(table)
 
 
-def _check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int) -> None:
+    """Refuse, saying what to do, when ``host:port`` cannot be listened on."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -151,7 +152,7 @@ def serve(
 
     settings = settings_from_env(host=host, port=port, workers=workers)
     try:
-        _check_port_free(settings.host, settings.port)
+        check_port_free(settings.host, settings.port)
     except CliError as exc:
         fail(str(exc))
     url, applied = run(partial(migrated_database, creates=True), settings)

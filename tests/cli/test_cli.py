@@ -65,6 +65,22 @@ def test_serve_on_a_taken_port_is_one_line(database_url):
     assert_one_line_error(result, f"127.0.0.1:{port}", "--port")
 
 
+def test_demo_on_a_taken_port_stops_before_preparing_or_printing_a_key(tmp_path):
+    """Before minutes of seeding and training, and before the banner and the admin key of a
+    server that could not start (issue 16)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cdm(
+            "demo", "--port", str(port),
+            env={"CDM_DATA_DIR": str(tmp_path / "demo"), "CDM_DATABASE_URL": ""},
+        )  # fmt: skip
+    assert_one_line_error(result, f"127.0.0.1:{port}", "--port")
+    assert "cdm_" not in result.stdout  # no key
+    assert not (tmp_path / "demo").exists()  # no database started, nothing seeded
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
