@@ -78,7 +78,11 @@ def _measure(
                 inner = _measure(selection.selection_set, fragments, memo, visiting)
                 shape.fields += inner.fields
                 shape.aliases += inner.aliases
-                shape.depth = max(shape.depth, inner.depth + 1)
+                # `ofType` only unwraps a type's list/non-null wrappers (null after the last):
+                # its chains make introspection queries deep (GraphiQL's is 15 levels) while
+                # costing nothing, so they add no depth.
+                step = 0 if selection.name.value == "ofType" else 1
+                shape.depth = max(shape.depth, inner.depth + step)
             else:
                 shape.depth = max(shape.depth, 1)
             continue

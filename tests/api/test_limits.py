@@ -47,3 +47,22 @@ async def test_an_oversized_body_is_413(client):
     )  # fmt: skip
     assert r.status_code == 413
     assert "larger than 1,000,000 bytes" in r.json()["errors"][0]["message"]
+
+
+async def test_graphiqls_introspection_fits_the_limits(client):
+    """GraphiQL asks for the schema with an introspection query 15 levels deep, nearly all of
+    it `ofType` chains, which unwrap list and non-null types and cost nothing: they add no
+    depth. Refused, GraphiQL had no docs and no completion."""
+    from graphql import get_introspection_query
+
+    query = get_introspection_query(
+        descriptions=True, specified_by_url=True, directive_is_repeatable=True,
+        schema_description=True, input_value_deprecation=True,
+    )  # fmt: skip
+    schema = (await gql(client, query))["data"]["__schema"]
+    assert any(t["name"] == "Customer" for t in schema["types"])
+    # Depth made of anything else still counts.
+    nested = "{ __schema { types { fields { type { fields { type { fields { type { fields {"
+    deep = nested + " type { fields { type { fields { name } } } } } } } } } } } } } }"
+    (error,) = (await gql(client, deep, expect_status=400))["errors"]
+    assert "levels deep" in error["message"]
