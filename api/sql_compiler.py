@@ -63,11 +63,7 @@ from domain.errors import UserError
 from domain.ids import parse_id
 from domain.pagination import check_page_size, decode_cursor
 from sql import json_read as j
-from sql.customer_list import (
-    count_reads_customers_only,
-    customer_count_statement,
-    customer_page_statement,
-)
+from sql.customer_list import customer_count, customer_page_statement
 from sql.executor import Database
 from sql.repositories import PRODUCT_ORDERING
 
@@ -491,9 +487,10 @@ def _customers_root(env: Env, sel: Sel, _alias: str) -> str:
     page = j.Page(rows, "c", first_param, cursor if sort is not None else None)  # rows: a CTE
 
     def count() -> str:
-        if count_reads_customers_only(flt):
-            return env.remembered_count(*customer_count_statement(flt))
-        return f"({st.embed(*customer_count_statement(flt))})"
+        sql, params, customers_alone = customer_count(flt)
+        if customers_alone:
+            return env.remembered_count(sql, params)
+        return f"({st.embed(sql, params)})"
 
     return _connection(env, sel, page, "Customer", count, after is not None)
 

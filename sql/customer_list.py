@@ -121,25 +121,23 @@ def customer_count_statement(flt: CustomerFilter) -> tuple[str, list[object]]:
     with no filter, or only a country, it reads the counters migration 0012 keeps; any other
     filter counts the matching rows through the filter's index.
     """
+    sql, params, _ = customer_count(flt)
+    return sql, params
+
+
+def customer_count(flt: CustomerFilter) -> tuple[str, list[object], bool]:
+    """customer_count_statement's statement and parameters, and whether it scans rows of
+    `customers` and of no other table (so that the generation of migration 0015 tells when
+    it may have changed): a search, a created range. Not the counters' reads (already cheap),
+    nor filters on purchases, spend or scores."""
     b = _Builder()
     _where(flt, b)
-    if not (b.needs_stats or b.needs_scores):
+    other_tables = b.needs_stats or b.needs_scores
+    if not other_tables:
         if len(b.conditions) == 1:  # only "not erased", which the counter already means
-            return _COUNTED_ALL, []
+            return _COUNTED_ALL, [], False
         if len(b.conditions) == 2 and flt.country is not None:
-            return _COUNTED_BY_COUNTRY, [flt.normalized_country]
-    return f"SELECT count(*) {_from(b)}{_where_clause(b)}", b.params
-
-
-def count_reads_customers_only(flt: CustomerFilter) -> bool:
-    """Whether the filter's count scans rows of `customers` and of no other table (so that
-    the generation of migration 0015 tells when it may have changed): a search, a created
-    range. Not the counters' reads (already cheap), nor filters on purchases, spend or scores.
-    """
-    if flt.purchased_since is not None or flt.purchased_until is not None:
-        return False
-    b = _Builder()
-    _where(flt, b)
-    if b.needs_stats or b.needs_scores:
-        return False
-    return customer_count_statement(flt)[0] not in (_COUNTED_ALL, _COUNTED_BY_COUNTRY)
+            return _COUNTED_BY_COUNTRY, [flt.normalized_country], False
+    purchases = flt.purchased_since is not None or flt.purchased_until is not None
+    alone = not (other_tables or purchases)
+    return f"SELECT count(*) {_from(b)}{_where_clause(b)}", b.params, alone
