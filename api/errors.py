@@ -19,6 +19,10 @@ from domain.errors import UserError
 _log = logging.getLogger("cdm.api")
 
 _UNAVAILABLE = (
+    # 57P01-57P03: the server is shutting down, crashed or still starting; these reach a
+    # request on a new connection too (the parity check connects on its own)
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.TooManyConnectionsError,

@@ -37,6 +37,16 @@ def test_a_rollback_failing_after_the_server_dropped_the_connection_is_unavailab
     assert is_unavailable(raised_while_handling(ConnectionResetError(), RuntimeError("x")))
 
 
+def test_a_server_shutting_down_or_crashing_is_unavailable() -> None:
+    """Seen in CI: the parity check's own connection refused with 57P01 mid-restart."""
+    shutting_down = asyncpg.exceptions.AdminShutdownError(
+        "terminating connection due to administrator command"
+    )
+    assert is_unavailable(shutting_down)
+    assert is_unavailable(asyncpg.exceptions.CrashShutdownError("crashed"))
+    assert not is_unavailable(asyncpg.exceptions.QueryCanceledError("timeout"))  # TIMEOUT
+
+
 def test_our_own_mistakes_stay_ours() -> None:
     assert not is_unavailable(busy())  # using one connection twice at once is a bug of ours
     assert not is_unavailable(raised_while_handling(ValueError("bad"), busy()))
