@@ -52,7 +52,8 @@ async def train_one(url: str, task: str, plan: TrainingPlan, registry: ModelRegi
 
     conn = await connect(url)
     try:
-        (trained,) = await pipeline.train(conn, [task], plan, progress=progress)
+        run = await pipeline.train(conn, [task], plan, progress=progress)
+        (trained,), plan = run.trained, run.plan
     finally:
         await conn.close()
     fitted = time.perf_counter()

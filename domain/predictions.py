@@ -111,12 +111,13 @@ class Explanation:
 
 @dataclass(frozen=True, slots=True)
 class ChurnRisk:
-    probability: float
+    probability: float  # of no order within horizon_days (calibrated)
     band: RiskBand
     percentile: float | None  # share of the customer base (0-100) with a lower risk
     provenance: Provenance
     inputs: FeatureVector
     explanation: Explanation | None  # computed only when asked for (it costs more)
+    horizon_days: float = 90.0  # the window the model was trained to look ahead
 
 
 @dataclass(frozen=True, slots=True)

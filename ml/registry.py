@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ml.calibration import Calibration
 from ml.features import feature_list_hash
 
 if TYPE_CHECKING:
@@ -107,6 +108,10 @@ class LoadedModel:
         """The head's prediction percentiles over its evaluation customers, if recorded."""
         raw = self.tags.get(f"percentiles.{head}")
         return json.loads(raw) if raw else None
+
+    def calibration(self, head: str) -> Calibration:
+        """How the head's raw output becomes the probability served."""
+        return Calibration.from_json(self.tags.get(f"calibration.{head}"))
 
 
 def default_tracking_uri(data_dir: Path) -> str:
@@ -219,6 +224,22 @@ class ModelRegistry:
             )
             mlflow.log_dict(trained.data, "data_snapshot.json")
             mlflow.log_dict(trained.comparison, "evaluation.json")
+            # The boosters judged on the held-out cutoff, beside the refitted ones served: the
+            # gate compares a later challenger with these, which never saw its evaluation.
+            evaluated: dict[str, str] = {}
+            for head, booster in trained.evaluated_heads.items():
+                path = f"evaluated/{head}.txt"
+                mlflow.log_text(booster.model_to_string(), path)
+                evaluated[head] = f"runs:/{run.info.run_id}/{path}"
+                mlflow.log_metrics(
+                    {
+                        f"rounds.{head}": booster.current_iteration(),
+                        f"rounds_served.{head}": trained.heads[head].current_iteration(),
+                    }
+                )
+            mlflow.set_tags(
+                {f"cdm.calibration.{h}": c.kind for h, c in trained.calibrations.items()}
+            )
             for filename, figure in trained.figures.items():
                 mlflow.log_figure(figure, f"plots/{filename}")
 
@@ -239,7 +260,7 @@ class ModelRegistry:
                 uris[head] = info.model_uri
                 if primary:
                     version = int(info.registered_model_version)
-            self._describe_version(name, version, trained, uris, as_of)
+            self._describe_version(name, version, trained, uris, evaluated, as_of)
             decision = self._gate(name, version, trained)
             mlflow.set_tags(
                 {
@@ -262,7 +283,13 @@ class ModelRegistry:
         return self._client.create_experiment(name, artifact_location=location)
 
     def _describe_version(
-        self, name: str, version: int, trained: TrainedTask, uris: dict[str, str], as_of: str
+        self,
+        name: str,
+        version: int,
+        trained: TrainedTask,
+        uris: dict[str, str],
+        evaluated: dict[str, str],
+        as_of: str,
     ) -> None:
         tags = {
             "task": trained.task,
@@ -273,7 +300,11 @@ class ModelRegistry:
             "primary_metric": trained.primary_metric,
             "as_of": as_of,
             "heads": json.dumps(uris),
+            "evaluated_heads": json.dumps(evaluated),
+            "horizon_days": repr(float(trained.horizon_days)),
         }
+        for head, fitted in trained.calibrations.items():
+            tags[f"calibration.{head}"] = fitted.to_json()
         for head, values in trained.percentiles.items():
             tags[f"percentiles.{head}"] = json.dumps([round(v, 6) for v in values])
         for metric, value in trained.comparison["lightgbm"].items():
@@ -289,8 +320,7 @@ class ModelRegistry:
         champion = self._alias_version(name, CHAMPION)
         champion_metric = None
         if champion is not None and _same_inputs(champion.tags, trained):
-            heads = json.loads(champion.tags["heads"])
-            booster = self._load_booster(heads[trained.primary_head])
+            booster = self._judged_booster(champion.tags, trained.primary_head)
             if tuple(booster.feature_name()) == tuple(trained.feature_names):
                 champion_metric = trained.score(booster)
 
@@ -435,6 +465,20 @@ class ModelRegistry:
             if exc.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST"):
                 return None
             raise
+
+    def _judged_booster(self, tags: dict[str, str], head: str) -> lgb.Booster:
+        """A version's ``head`` as judged on its held-out cutoff (the served one for versions
+        recorded before models were refitted): the served booster has learnt from labels up
+        to its as-of, which may be the very window a challenger is evaluated on."""
+        import lightgbm as lgb
+        import mlflow.artifacts
+
+        uri = json.loads(tags.get("evaluated_heads", "{}")).get(head)
+        if uri is None:
+            return self._load_booster(json.loads(tags["heads"])[head])
+        with _quiet():
+            text = mlflow.artifacts.load_text(uri)
+        return lgb.Booster(model_str=text)
 
     @staticmethod
     def _load_booster(uri: str) -> lgb.Booster:

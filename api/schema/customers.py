@@ -107,8 +107,8 @@ class CustomerType:
 
     churn_risk: predictions.ChurnRiskType | None = strawberry.field(
         resolver=predictions.churn_risk,
-        description="Risk of no order within 90 days, from the churn champion model (null with "
-        "a MODEL_NOT_TRAINED error when there is none).",
+        description="Risk of no order within the model's horizon, from the churn champion "
+        "(null with a MODEL_NOT_TRAINED error when there is none).",
     )
     next_purchase: predictions.NextPurchaseType | None = strawberry.field(
         resolver=predictions.next_purchase,

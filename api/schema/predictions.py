@@ -63,10 +63,13 @@ def _features(values: dict[str, float | None]) -> list[FeatureValueType]:
 
 
 @strawberry.type(
-    name="ChurnRisk", description="The risk that the customer orders nothing in 90 days."
+    name="ChurnRisk",
+    description="The risk that the customer orders nothing within the model's horizon.",
 )
 class ChurnRiskType:
-    probability: float
+    probability: float = strawberry.field(
+        description="Probability of no order within horizonDays, calibrated on held-out data."
+    )
     band: RiskBandEnum  # type: ignore[valid-type]
     percentile: float | None = strawberry.field(
         description="Share of customers (0-100) with a lower risk, from the model's evaluation."
@@ -87,10 +90,15 @@ class ChurnRiskType:
 
     @strawberry.field(
         description="The model's raw score before any feature (log-odds): base value plus every "
-        "factor's contribution is the raw score, whose logistic is the probability."
+        "factor's contribution is the raw score, whose logistic is the model's uncalibrated "
+        "probability; the calibrated probability is a monotone map of it."
     )
     def base_value(self) -> float | None:
         return self.risk.explanation.base_value if self.risk.explanation else None
+
+    @strawberry.field(description="Days ahead the model looks: the horizon it was trained on.")
+    def horizon_days(self) -> float:
+        return self.risk.horizon_days
 
     @strawberry.field(description="Every feature value the score was computed from (to replay it).")
     def features(self) -> list[FeatureValueType]:

@@ -95,12 +95,14 @@ async def _prepare(settings: Settings, customers: int) -> str:
             as_of = min(datetime.now(UTC), latest) if latest else datetime.now(UTC)
             plan = TrainingPlan(as_of=as_of)
             console.print(f"Training {', '.join(missing)} as of {as_of:%Y-%m-%d} ...")
-            results = await pipeline.train(
+            run = await pipeline.train(
                 conn, missing, plan, progress=lambda m: console.print(f"[dim]{m} ...")
             )
-            for trained in results:
-                decision = registry.record(trained, plan.describe()).decision
+            for trained in run.trained:
+                decision = registry.record(trained, run.plan.describe()).decision
                 console.print(f"{trained.task}: version {decision.version}, {decision.reason}")
+            for task, reason in run.skipped.items():
+                console.print(f"[yellow]{task}: skipped: {reason}")
         else:
             console.print("Champion models exist in MLflow: reusing them.")
 

@@ -101,7 +101,7 @@ def train(
     except (ValueError, typer.BadParameter) as exc:
         fail(str(exc), 2)
 
-    async def go() -> list:
+    async def go():  # noqa: ANN202 (ml.training.pipeline.TrainingRun, imported late)
         from ml.training import pipeline
 
         url, _ = await migrated_database(settings)
@@ -118,10 +118,18 @@ def train(
         f"cutoffs {', '.join(f'{c:%Y-%m-%d}' for c in plan.cutoffs)}, "
         f"evaluated on {plan.evaluation_cutoff:%Y-%m-%d}, horizon {plan.horizon_days:g} days"
     )
-    results = run(go)
+    outcome = run(go)
+    for note in outcome.notes:
+        console.print(f"[yellow]{note}")
+    if outcome.plan != plan:
+        used = outcome.plan
+        console.print(
+            f"Trained on cutoffs {', '.join(f'{c:%Y-%m-%d}' for c in used.cutoffs)}, "
+            f"evaluated on {used.evaluation_cutoff:%Y-%m-%d}"
+        )
     registry = _registry(settings)
-    for trained in results:
-        recorded = run(_record, registry, trained, plan)
+    for trained in outcome.trained:
+        recorded = run(_record, registry, trained, outcome.plan)
         _print_comparison(trained)
         decision = recorded.decision
         verdict = "[green]champion" if decision.promoted else "[yellow]challenger"
@@ -129,6 +137,8 @@ def train(
             f"{trained.task}: registered version {decision.version} as {verdict}[/]: "
             f"{decision.reason}.  MLflow run {recorded.run_id}"
         )
+    for skipped, reason in outcome.skipped.items():
+        console.print(f"[yellow]{skipped}: skipped, not trained: {reason}")
 
 
 async def _record(registry, trained, plan: TrainingPlan):  # noqa: ANN001, ANN202

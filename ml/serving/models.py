@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -50,15 +51,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from ml.calibration import Calibration
 from ml.features import feature_definition_hash
 from ml.serving.canary import expectation_key, verify
 from ml.serving.heads import Head, file_digest, load_head
 
+if TYPE_CHECKING:
+    import numpy as np
+
 _log = logging.getLogger("cdm.models")
 
 TASKS: tuple[str, ...] = ("churn", "next_purchase", "upsell")
+# What versions recorded before the horizon was tagged were all trained on.
+DEFAULT_HORIZON_DAYS = 90.0
 _CANARY_TIMEOUT = 60.0
 _COMPILE_TIMEOUT = 600.0  # a large forest on a busy machine takes a while
 _CHAMPION_RECORD = "champion.json"  # per task: the version the champion alias last named
@@ -81,6 +88,27 @@ class ServedModel:
     def percentiles(self, head: str) -> list[float] | None:
         raw = self.tags.get(f"percentiles.{head}")
         return json.loads(raw) if raw else None
+
+    @functools.cached_property
+    def calibrations(self) -> dict[str, Calibration]:
+        """How each probability head's raw output becomes the probability served (versions
+        recorded before calibration existed serve their raw output)."""
+        prefix = "calibration."
+        return {
+            key.removeprefix(prefix): Calibration.from_json(value)
+            for key, value in self.tags.items()
+            if key.startswith(prefix)
+        }
+
+    def calibrated(self, head: str, raw: np.ndarray) -> np.ndarray:
+        """``head``'s raw output ``raw`` as the probability served."""
+        found = self.calibrations.get(head)
+        return raw if found is None else found.apply(raw)
+
+    @property
+    def horizon_days(self) -> float:
+        """The label window the version was trained on (90 days before it was recorded)."""
+        return float(self.tags.get("horizon_days", DEFAULT_HORIZON_DAYS))
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
     from ml.recommendations import Candidates, Catalogue, History, MarketBasket
 
-HORIZON_DAYS = 90.0  # the horizon the next-purchase counts and waits are trained on
 RECOMMENDATIONS_KEPT = 20
 # Candidates per source when serving. Training proposes 20 per source (more negatives to
 # learn from); a candidate's features do not depend on how many are proposed, so serving
@@ -123,6 +122,7 @@ class Scorer:
                 provenance=provenance,
                 inputs=inputs[i],
                 explanation=explanation,
+                horizon_days=model.horizon_days,
             )
         return result
 
@@ -142,7 +142,7 @@ class Scorer:
                 percentile=percentile_of(p, percentiles),
                 expected_purchases=n,
                 expected_days=d,
-                horizon_days=HORIZON_DAYS,
+                horizon_days=model.horizon_days,
                 provenance=provenance,
                 inputs=inputs[i],
             )
@@ -196,20 +196,21 @@ class Scorer:
 
 
 def churn_probabilities(model: ServedModel, x: np.ndarray) -> np.ndarray:
-    """Churn probability per row of ``x`` (online and batch scoring share this)."""
-    return model.heads["churn"].predict(x)
+    """Churn probability per row of ``x``, calibrated (online and batch scoring share this)."""
+    return model.calibrated("churn", model.heads["churn"].predict(x))
 
 
 def next_purchase_arrays(
     model: ServedModel, x: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """30-day purchase probability, expected purchases and capped wait per row of ``x``."""
+    """30-day purchase probability (calibrated), expected purchases and wait (capped at the
+    model's horizon) per row of ``x``."""
     import numpy as np
 
     return (
-        model.heads["p30"].predict(x),
+        model.calibrated("p30", model.heads["p30"].predict(x)),
         model.heads["count"].predict(x),
-        np.clip(model.heads["days"].predict(x), 0.0, HORIZON_DAYS),
+        np.clip(model.heads["days"].predict(x), 0.0, model.horizon_days),
     )
 
 

@@ -4,6 +4,11 @@ The number of boosting rounds is chosen on the latest training cutoff (the model
 the earlier ones), then the model is refitted on every training cutoff with that many rounds:
 validation respects time just as evaluation does. With a single training cutoff, a seeded
 fifth of its customers stands in for the later one.
+
+That model is the one judged on the held-out evaluation cutoff. The one served is fitted once
+more by :func:`refit`, with the same rounds, on every cutoff up to as-of, evaluation included,
+so it has learnt from the newest behaviour too (the judged model has not seen the last
+horizon, which can be most of a young business's history).
 """
 
 from __future__ import annotations
@@ -48,16 +53,7 @@ def fit(
 
     ``groups`` (rankers) gives each cutoff's query sizes, in row order.
     """
-    rows = sum(len(y) for y in labels)
-    # Threads only pay off on large data; on small sets they cost more than they save (and
-    # they suffer badly when another process, e.g. PostgreSQL, is busy on the same cores).
-    # Leaves must hold enough customers for their rates to be probabilities, not noise: this
-    # keeps small-data models calibrated and costs large ones nothing.
-    sized = {
-        "num_threads": 0 if rows >= 100_000 else 1,
-        "min_data_in_leaf": max(50, min(rows // 100, 1000)),
-    }
-    merged = {**base_params(seed), **sized, **params}
+    merged = _params(params, sum(len(y) for y in labels), seed)
     names = list(feature_names)
     if len(inputs) > 1:
         fit_x, fit_y = np.vstack(inputs[:-1]), np.concatenate(labels[:-1])
@@ -75,12 +71,42 @@ def fit(
         valid_sets=[valid_set],
         callbacks=[lgb.early_stopping(PATIENCE, verbose=False)],
     )
-    rounds = max(probe.best_iteration, 10)
-    all_x, all_y = np.vstack(inputs), np.concatenate(labels)
-    all_g = np.concatenate(groups) if groups else None
-    full = lgb.Dataset(all_x, all_y, group=all_g, feature_name=names)
     # More data supports a few more rounds than the probe found on less of it.
-    return lgb.train(merged, full, num_boost_round=int(rounds * 1.1))
+    rounds = int(max(probe.best_iteration, 10) * 1.1)
+    return refit(
+        params, inputs, labels, rounds=rounds, groups=groups, feature_names=names, seed=seed
+    )
+
+
+def refit(
+    params: dict[str, object],
+    inputs: Sequence[np.ndarray],
+    labels: Sequence[np.ndarray],
+    *,
+    rounds: int,
+    groups: Sequence[np.ndarray] | None = None,
+    feature_names: Sequence[str] = FEATURES,
+    seed: int,
+) -> lgb.Booster:
+    """Fit ``rounds`` rounds on every cutoff of ``inputs`` / ``labels`` (no early stopping)."""
+    merged = _params(params, sum(len(y) for y in labels), seed)
+    all_g = np.concatenate(groups) if groups else None
+    full = lgb.Dataset(
+        np.vstack(inputs), np.concatenate(labels), group=all_g, feature_name=list(feature_names)
+    )
+    return lgb.train(merged, full, num_boost_round=rounds)
+
+
+def _params(params: dict[str, object], rows: int, seed: int) -> dict[str, object]:
+    # Threads only pay off on large data; on small sets they cost more than they save (and
+    # they suffer badly when another process, e.g. PostgreSQL, is busy on the same cores).
+    # Leaves must hold enough customers for their rates to be probabilities, not noise: this
+    # keeps small-data models calibrated and costs large ones nothing.
+    sized = {
+        "num_threads": 0 if rows >= 100_000 else 1,
+        "min_data_in_leaf": max(50, min(rows // 100, 1000)),
+    }
+    return {**base_params(seed), **sized, **params}
 
 
 def _holdout(

@@ -24,6 +24,21 @@ def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
+def calibrated_metrics(y: np.ndarray, raw: np.ndarray, served: np.ndarray) -> dict[str, float]:
+    """:func:`binary_metrics` of probabilities as served (``served``: calibrated), with the
+    ranking metrics of the booster's own output ``raw`` (a monotone map changes no ranking
+    but can tie neighbours), and the raw output's Brier score and ECE beside them."""
+    metrics = binary_metrics(y, served)
+    own = binary_metrics(y, raw)
+    return {
+        **metrics,
+        "roc_auc": own["roc_auc"],
+        "pr_auc": own["pr_auc"],
+        "brier_uncalibrated": own["brier"],
+        "ece_uncalibrated": own["ece"],
+    }
+
+
 def calibration_bins(
     y: np.ndarray, p: np.ndarray, bins: int = 10
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -47,12 +62,15 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
 
 
 def count_metrics(actual: np.ndarray, expected: np.ndarray) -> dict[str, float]:
-    """MAE and RMSE of an expected count; also the mean predicted vs. actual (bias)."""
+    """MAE and RMSE of an expected count; also the mean predicted vs. actual (bias) and the
+    relative error of the total (predicted orders of everyone over the orders placed, - 1)."""
     error = expected - actual
+    total = float(np.sum(actual))
     return {
         "mae": float(np.mean(np.abs(error))),
         "rmse": float(np.sqrt(np.mean(error**2))),
         "bias": float(np.mean(error)),
+        "total_error": float(np.sum(expected)) / total - 1.0 if total > 0 else float("nan"),
     }
 
 

@@ -11,6 +11,10 @@ Three heads share the features:
   every training window observes, for buyers and non-buyers alike. (An uncapped mean would
   need assumptions about the time beyond any window we saw.) It is judged with Harrell's
   concordance index, which treats non-buyers as censored, and the MAE of the capped wait.
+
+The heads judged on the evaluation cutoff learn from the training cutoffs; ``p30`` is
+calibrated there (:mod:`ml.calibration`), and every head served is refitted with the same
+rounds on all the cutoffs, the evaluation one included (:func:`ml.training.boosting.refit`).
 """
 
 from __future__ import annotations
@@ -18,11 +22,17 @@ from __future__ import annotations
 import lightgbm as lgb
 import numpy as np
 
+from ml import calibration
 from ml.features import FEATURES, feature_definition_hash
 from ml.training import boosting, plots
 from ml.training.baselines import bgnbd_predictions, order_rate, rate_predictions
 from ml.training.datasets import PurchaseSnapshot
-from ml.training.metrics import binary_metrics, concordance_index, count_metrics
+from ml.training.metrics import (
+    binary_metrics,
+    calibrated_metrics,
+    concordance_index,
+    count_metrics,
+)
 from ml.training.outcome import TrainedTask
 
 WINDOW_DAYS = 30.0
@@ -45,8 +55,9 @@ def labels(snapshot: PurchaseSnapshot, head: str) -> np.ndarray:
 def train(
     training: list[PurchaseSnapshot], evaluation: PurchaseSnapshot, *, seed: int
 ) -> TrainedTask:
-    """Fit the three heads on the training cutoffs; compare them on the evaluation one."""
-    heads = {
+    """Fit the three heads on the training cutoffs, compare them (and calibrate ``p30``) on
+    the evaluation one, refit them on all of them."""
+    evaluated = {
         head: boosting.fit(
             params,
             [s.features.matrix for s in training],
@@ -56,28 +67,46 @@ def train(
         for head, params in HEADS.items()
     }
     x, horizon = evaluation.features.matrix, evaluation.horizon_days
+    bought_30d = evaluation.purchased_within(WINDOW_DAYS)
+    raw_p30 = evaluated["p30"].predict(x)
+    calibrated = calibration.choose(raw_p30, bought_30d, seed=seed)
+    everything = [*training, evaluation]
+    heads = {
+        head: boosting.refit(
+            params,
+            [s.features.matrix for s in everything],
+            [labels(s, head) for s in everything],
+            rounds=evaluated[head].current_iteration(),
+            seed=seed,
+        )
+        for head, params in HEADS.items()
+    }
     predictions = {
         "lightgbm": {
-            "p30": heads["p30"].predict(x),
-            "count": heads["count"].predict(x),
-            "wait": np.clip(heads["days"].predict(x), 0.0, horizon),
+            "p30": calibrated.cross_fitted,
+            "count": evaluated["count"].predict(x),
+            "wait": np.clip(evaluated["days"].predict(x), 0.0, horizon),
         },
         "rate": rate_predictions(order_rate(x), horizon),
         "bg_nbd": bgnbd_predictions(x, horizon),
     }
-    bought_30d = evaluation.purchased_within(WINDOW_DAYS)
 
-    def metrics(p: dict[str, np.ndarray]) -> dict[str, float]:
-        p30 = binary_metrics(bought_30d, p["p30"])
+    def metrics(p: dict[str, np.ndarray], raw: np.ndarray | None = None) -> dict[str, float]:
+        if raw is None:
+            p30 = binary_metrics(bought_30d, p["p30"])
+        else:
+            p30 = calibrated_metrics(bought_30d, raw, p["p30"])
         count = count_metrics(evaluation.orders, p["count"])
         return {
             "p30_roc_auc": p30["roc_auc"],
             "p30_pr_auc": p30["pr_auc"],
             "p30_brier": p30["brier"],
             "p30_ece": p30["ece"],
+            **{f"p30_{k}": p30[k] for k in ("brier_uncalibrated", "ece_uncalibrated") if k in p30},
             "count_mae": count["mae"],
             "count_rmse": count["rmse"],
             "count_bias": count["bias"],
+            "count_total_error": count["total_error"],
             "days_c_index": concordance_index(
                 evaluation.restricted_days, evaluation.observed, p["wait"]
             ),
@@ -88,11 +117,18 @@ def train(
         return binary_metrics(bought_30d, other.predict(x))["roc_auc"]
 
     p30 = {name: p["p30"] for name, p in predictions.items()}
+    comparison = {
+        name: metrics(p, raw_p30 if name == "lightgbm" else None) for name, p in predictions.items()
+    }
     sample = np.random.default_rng(seed).permutation(len(x))[:1000]
     figures = {
-        "roc_p30.png": plots.roc_curves(bought_30d, p30, "Order within 30 days: ROC"),
+        "roc_p30.png": plots.roc_curves(
+            bought_30d, {**p30, "lightgbm": raw_p30}, "Order within 30 days: ROC"
+        ),
         "calibration_p30.png": plots.calibration_curves(
-            bought_30d, p30, "Order within 30 days: calibration"
+            bought_30d,
+            {"lightgbm (uncalibrated)": raw_p30, **p30},
+            "Order within 30 days: calibration (lightgbm: cross-fitted)",
         ),
         "shap_summary_p30.png": plots.shap_summary(
             heads["p30"], x[sample], FEATURES, "Order within 30 days: SHAP summary"
@@ -103,14 +139,19 @@ def train(
     return TrainedTask(
         task="next_purchase",
         heads=heads,
+        evaluated_heads=evaluated,
+        calibrations={"p30": calibrated.calibration},
+        horizon_days=horizon,
         feature_names=FEATURES,
         feature_hash=feature_definition_hash(),
-        comparison={name: metrics(p) for name, p in predictions.items()},
+        comparison=comparison,
         primary_metric="p30_roc_auc",
         greater_is_better=True,
         score=score,
         input_example=x[:5],
-        percentiles={"p30": TrainedTask.percentiles_of(predictions["lightgbm"]["p30"])},
+        percentiles={
+            "p30": TrainedTask.percentiles_of(calibrated.calibration.apply(heads["p30"].predict(x)))
+        },
         data={},
         params={head: params for head, params in HEADS.items()},
         figures=figures,

@@ -9,16 +9,21 @@ import lightgbm as lgb
 import numpy as np
 from matplotlib.figure import Figure
 
+from ml.calibration import Calibration
+
 
 @dataclass
 class TrainedTask:
     """One task's trained models and how they compare with the baselines on held-out data.
 
-    ``heads`` are the boosters the task serves with, the first being the primary one (it is
-    what the registry version points at, and what the champion gate compares). ``comparison``
-    maps each model (``lightgbm`` first, then the baselines) to its metrics on the evaluation
-    cutoff. ``score`` computes the primary metric for another primary head (the current
-    champion) on exactly the same evaluation rows.
+    ``evaluated_heads`` are the boosters judged on the held-out evaluation cutoff, trained on
+    the cutoffs before it; ``heads`` the ones served: the same settings and rounds refitted on
+    every cutoff up to as-of (:func:`ml.training.boosting.refit`), so no later data exists to
+    judge them on. The first head is the primary one (what the registry version points at).
+    ``comparison`` maps each model (``lightgbm`` first, then the baselines) to its metrics on
+    the evaluation cutoff. ``score`` computes the primary metric for another primary head (the
+    current champion's judged one) on exactly the same evaluation rows. ``calibrations`` map
+    a probability head's raw output to the probability served (:mod:`ml.calibration`).
     """
 
     task: str
@@ -31,10 +36,13 @@ class TrainedTask:
     score: Callable[[lgb.Booster], float]
     input_example: np.ndarray
     data: dict[str, object]
+    horizon_days: float
+    evaluated_heads: dict[str, lgb.Booster] = field(default_factory=dict)
+    calibrations: dict[str, Calibration] = field(default_factory=dict)
     params: dict[str, object] = field(default_factory=dict)
     figures: dict[str, Figure] = field(default_factory=dict)
-    # Per head: the 0th..100th percentiles of its predictions over the evaluation customers,
-    # so serving can tell a customer where their score stands in the customer base.
+    # Per head: the 0th..100th percentiles of its served predictions over the evaluation
+    # customers, so serving can tell a customer where their score stands in the customer base.
     percentiles: dict[str, list[float]] = field(default_factory=dict)
 
     @staticmethod

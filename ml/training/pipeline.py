@@ -6,6 +6,7 @@ snapshots once, fit and evaluate each task. Recording in MLflow is the caller's 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -25,8 +26,20 @@ MIN_CUSTOMERS = 50  # per cutoff: fewer cannot support a model or a meaningful m
 Progress = Callable[[str], None]
 
 
-async def check_history(conn: asyncpg.Connection, plan: TrainingPlan) -> None:
-    """Raise :class:`InsufficientData` when the data cannot cover the plan's windows."""
+@dataclass
+class TrainingRun:
+    """What :func:`train` made: the plan as the data allowed it, each trained task, and the
+    tasks it could not train with the reason (``skipped``)."""
+
+    plan: TrainingPlan
+    trained: list[TrainedTask]
+    skipped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # how the plan was adapted to the data
+
+
+async def check_history(conn: asyncpg.Connection, plan: TrainingPlan) -> TrainingPlan:
+    """The plan with only the training cutoffs the purchase history reaches back to (the
+    newest ones), or :class:`InsufficientData` when it cannot support even one."""
     now = datetime.now(UTC)
     if plan.as_of > now:
         raise InsufficientData(
@@ -36,13 +49,12 @@ async def check_history(conn: asyncpg.Connection, plan: TrainingPlan) -> None:
     first, last = await conn.fetchrow(query("purchase_history_span"))
     if first is None:
         raise InsufficientData("there are no purchases yet: import or record some first")
-    earliest = plan.cutoffs[0]
-    if first >= earliest:
+    reached = sum(1 for cutoff in plan.cutoffs if cutoff > first)
+    if reached == 0:
         raise InsufficientData(
-            f"purchase history starts on {first:%Y-%m-%d}, but the oldest training cutoff is "
-            f"{earliest:%Y-%m-%d} (as-of - 2 x horizon - {plan.training_cutoffs - 1} x step) "
-            "and it needs purchases before it; choose a later --as-of, a shorter --horizon "
-            "or fewer --cutoffs"
+            f"purchase history starts on {first:%Y-%m-%d}, but the newest training cutoff is "
+            f"{plan.cutoffs[-1]:%Y-%m-%d} (as-of - 2 x horizon) and it needs purchases before "
+            "it; choose a later --as-of or a shorter --horizon"
         )
     if last < plan.evaluation_cutoff:
         raise InsufficientData(
@@ -50,12 +62,14 @@ async def check_history(conn: asyncpg.Connection, plan: TrainingPlan) -> None:
             f"[{plan.evaluation_cutoff:%Y-%m-%d}, {plan.as_of:%Y-%m-%d}) starts: nothing "
             "there to evaluate on; choose an --as-of closer to the data"
         )
+    return replace(plan, training_cutoffs=reached)
 
 
-def _check_snapshot(snapshot: PurchaseSnapshot) -> None:
+def _snapshot_problem(snapshot: PurchaseSnapshot) -> str | None:
+    """Why ``snapshot`` cannot train or judge a model, or None."""
     day = f"{snapshot.cutoff:%Y-%m-%d}"
     if len(snapshot) < MIN_CUSTOMERS:
-        raise InsufficientData(
+        return (
             f"only {len(snapshot)} customers had bought before the cutoff {day} (at least "
             f"{MIN_CUSTOMERS} are needed); choose a later --as-of or fewer --cutoffs"
         )
@@ -66,10 +80,11 @@ def _check_snapshot(snapshot: PurchaseSnapshot) -> None:
         rate = float(np.mean(labels))
         if rate in (0.0, 1.0):
             every = "every" if rate == 1.0 else "no"
-            raise InsufficientData(
+            return (
                 f"at the cutoff {day}, {every} customer has the {name} label: a model needs "
                 "both outcomes to learn; choose another --as-of or --horizon"
             )
+    return None
 
 
 async def train(
@@ -77,66 +92,123 @@ async def train(
     tasks: Sequence[str],
     plan: TrainingPlan,
     progress: Progress | None = None,
-) -> list[TrainedTask]:
-    """Train ``tasks`` (names from :data:`TASKS`) under ``plan``; results in ``tasks`` order."""
+) -> TrainingRun:
+    """Train ``tasks`` (names from :data:`TASKS`) under ``plan``, as far as the data allows.
+
+    Training cutoffs the history does not reach, or too thin to learn from, are dropped (the
+    oldest first) and said in ``notes``; a task the data cannot support is ``skipped`` with
+    why, the others are trained. :class:`InsufficientData` when no task can be trained.
+    """
     say = progress or (lambda _message: None)
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
         raise ValueError(f"unknown task(s) {', '.join(unknown)}; expected {', '.join(TASKS)}")
-    await check_history(conn, plan)
-    description = plan.describe()
+    usable = await check_history(conn, plan)
+    notes = []
+    if usable.training_cutoffs < plan.training_cutoffs:
+        notes.append(
+            f"the purchase history reaches back to {usable.training_cutoffs} of the "
+            f"{plan.training_cutoffs} training cutoffs asked for; training on those"
+        )
     results: dict[str, TrainedTask] = {}
+    skipped: dict[str, str] = {}
 
     if {"churn", "next_purchase"} & set(tasks):
-        snapshots = []
-        for cutoff in [*plan.cutoffs, plan.evaluation_cutoff]:
-            say(f"features and outcomes as of {cutoff:%Y-%m-%d}")
+        try:
+            usable, trained = await _train_purchase_models(conn, tasks, usable, notes, say)
+            results.update(trained)
+        except InsufficientData as exc:
+            skipped.update({t: str(exc) for t in ("churn", "next_purchase") if t in tasks})
+
+    if "upsell" in tasks:
+        try:
+            results["upsell"] = await _train_upsell(conn, usable, say)
+        except InsufficientData as exc:
+            skipped["upsell"] = str(exc)
+
+    if not results:
+        reasons = {str(reason) for reason in skipped.values()}
+        raise InsufficientData("; ".join(sorted(reasons)))
+    return TrainingRun(
+        plan=usable,
+        trained=[results[task] for task in tasks if task in results],
+        skipped=skipped,
+        notes=notes,
+    )
+
+
+async def _train_purchase_models(
+    conn: asyncpg.Connection,
+    tasks: Sequence[str],
+    plan: TrainingPlan,
+    notes: list[str],
+    say: Progress,
+) -> tuple[TrainingPlan, dict[str, TrainedTask]]:
+    """Churn and next purchase, which share their snapshots; the plan, less the oldest
+    training cutoffs too thin to learn from."""
+    snapshots = []
+    for cutoff in [*plan.cutoffs, plan.evaluation_cutoff]:
+        say(f"features and outcomes as of {cutoff:%Y-%m-%d}")
+        try:
             snapshot = await purchase_snapshot(
                 conn, cutoff, plan.horizon, max_customers=plan.max_customers, seed=plan.seed
             )
-            _check_snapshot(snapshot)
+            problem = _snapshot_problem(snapshot)
+        except InsufficientData as exc:
+            problem = str(exc)
+        if problem is None:
             snapshots.append(snapshot)
-        training, evaluation = snapshots[:-1], snapshots[-1]
-        data = {
-            **description,
-            "training": [s.describe() for s in training],
-            "evaluation": evaluation.describe(),
-        }
-        for task, module in (("churn", churn), ("next_purchase", next_purchase)):
-            if task in tasks:
-                say(f"training {task}")
-                trained = module.train(training, evaluation, seed=plan.seed)
-                trained.data = data
-                results[task] = trained
+            continue
+        newer = [c for c in plan.cutoffs if c > cutoff]
+        if cutoff == plan.evaluation_cutoff or not newer:
+            raise InsufficientData(problem)
+        # Older cutoffs hold fewer customers still: drop this one and every one before it.
+        notes.append(f"dropped the training cutoff {cutoff:%Y-%m-%d}: {problem.split(';')[0]}")
+        snapshots.clear()
+        plan = replace(plan, training_cutoffs=len(newer))
+    training, evaluation = snapshots[:-1], snapshots[-1]
+    data = {
+        **plan.describe(),
+        "training": [s.describe() for s in training],
+        "evaluation": evaluation.describe(),
+    }
+    results = {}
+    for task, module in (("churn", churn), ("next_purchase", next_purchase)):
+        if task in tasks:
+            say(f"training {task}")
+            trained = module.train(training, evaluation, seed=plan.seed)
+            trained.data = data
+            results[task] = trained
+    return plan, results
 
-    if "upsell" in tasks:
-        catalogue = await load_catalogue(conn)
-        if len(catalogue) < 2:
-            raise InsufficientData("the catalogue holds fewer than two products: nothing to rank")
-        upsell_snapshots = []
-        for cutoff in [*plan.cutoffs, plan.evaluation_cutoff]:
-            say(f"recommendation candidates as of {cutoff:%Y-%m-%d}")
-            snapshot = await upsell.upsell_snapshot(
-                conn,
-                catalogue,
-                cutoff,
-                plan.horizon,
-                max_customers=plan.max_customers,
-                seed=plan.seed,
+
+async def _train_upsell(conn: asyncpg.Connection, plan: TrainingPlan, say: Progress) -> TrainedTask:
+    catalogue = await load_catalogue(conn)
+    if len(catalogue) < 2:
+        raise InsufficientData("the catalogue holds fewer than two products: nothing to rank")
+    upsell_snapshots = []
+    for cutoff in [*plan.cutoffs, plan.evaluation_cutoff]:
+        say(f"recommendation candidates as of {cutoff:%Y-%m-%d}")
+        snapshot = await upsell.upsell_snapshot(
+            conn,
+            catalogue,
+            cutoff,
+            plan.horizon,
+            max_customers=plan.max_customers,
+            seed=plan.seed,
+        )
+        if not snapshot.labels.any():
+            raise InsufficientData(
+                f"no customer bought a recommended (new) product in the window after "
+                f"{cutoff:%Y-%m-%d}: nothing to learn or evaluate a ranking on; choose "
+                "another --as-of or a longer --horizon"
             )
-            if not snapshot.labels.any():
-                raise InsufficientData(
-                    f"no customer bought a recommended (new) product in the window after "
-                    f"{cutoff:%Y-%m-%d}: nothing to learn or evaluate a ranking on; choose "
-                    "another --as-of or a longer --horizon"
-                )
-            upsell_snapshots.append(snapshot)
-        say("training upsell")
-        trained = upsell.train(upsell_snapshots[:-1], upsell_snapshots[-1], seed=plan.seed)
-        trained.data = {
-            **description,
-            "training": [s.describe() for s in upsell_snapshots[:-1]],
-            "evaluation": upsell_snapshots[-1].describe(),
-        }
-        results["upsell"] = trained
-    return [results[task] for task in tasks]
+        upsell_snapshots.append(snapshot)
+    say("training upsell")
+    trained = upsell.train(upsell_snapshots[:-1], upsell_snapshots[-1], seed=plan.seed)
+    trained.data = {
+        **plan.describe(),
+        "training": [s.describe() for s in upsell_snapshots[:-1]],
+        "evaluation": upsell_snapshots[-1].describe(),
+    }
+    return trained

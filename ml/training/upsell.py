@@ -9,6 +9,7 @@ the customer's own most-bought items. The last one only ever recommends products
 bought, so it cannot score on *new* products; it is judged, with every other model, on a
 second target too (any product bought in the window, repeats included), where it is the
 strong baseline of repeat-purchase businesses. The gate uses NDCG@10 on new products.
+The ranker served is refitted with the same rounds on every cutoff, the evaluation one too.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class UpsellSnapshot:
     """Candidates at a cutoff, and what each sampled customer bought in the window after it."""
 
     cutoff: datetime
+    window_end: datetime
     catalogue: Catalogue
     basket: MarketBasket
     history: History
@@ -110,20 +112,43 @@ async def upsell_snapshot(
         after - set(catalogue.product_ids[before[u]].tolist()) for u, after in enumerate(bought_any)
     ]
     return UpsellSnapshot(
-        cutoff, catalogue, basket, history, candidates, labels, bought_any, bought_new
+        cutoff=cutoff,
+        window_end=cutoff + horizon,
+        catalogue=catalogue,
+        basket=basket,
+        history=history,
+        candidates=candidates,
+        labels=labels,
+        bought_any=bought_any,
+        bought_new=bought_new,
     )
 
 
 def train(training: list[UpsellSnapshot], evaluation: UpsellSnapshot, *, seed: int) -> TrainedTask:
-    """Fit the ranker on the training cutoffs; compare it with the baselines on the evaluation."""
+    """Fit the ranker on the training cutoffs, compare it with the baselines on the evaluation
+    one, refit it on all of them."""
     inputs, labels, groups = [], [], []
-    for snapshot in training:
+    for snapshot in [*training, evaluation]:
         keep = _groups_with_a_purchase(snapshot.candidates, snapshot.labels)
         inputs.append(snapshot.candidates.matrix[keep.rows])
         labels.append(snapshot.labels[keep.rows])
         groups.append(keep.groups)
     booster = boosting.fit(
-        PARAMS, inputs, labels, groups=groups, feature_names=CANDIDATE_FEATURES, seed=seed
+        PARAMS,
+        inputs[:-1],
+        labels[:-1],
+        groups=groups[:-1],
+        feature_names=CANDIDATE_FEATURES,
+        seed=seed,
+    )
+    served = boosting.refit(
+        PARAMS,
+        inputs,
+        labels,
+        rounds=booster.current_iteration(),
+        groups=groups,
+        feature_names=CANDIDATE_FEATURES,
+        seed=seed,
     )
     lists = {
         "lightgbm": ranked_lists(evaluation, booster.predict(evaluation.candidates.matrix)),
@@ -145,7 +170,9 @@ def train(training: list[UpsellSnapshot], evaluation: UpsellSnapshot, *, seed: i
     sample = np.random.default_rng(seed).permutation(len(evaluation.candidates))[:1000]
     return TrainedTask(
         task="upsell",
-        heads={"ranker": booster},
+        heads={"ranker": served},
+        evaluated_heads={"ranker": booster},
+        horizon_days=(evaluation.window_end - evaluation.cutoff).total_seconds() / 86400,
         feature_names=CANDIDATE_FEATURES,
         feature_hash=candidate_definition_hash(),
         comparison=comparison,
@@ -156,9 +183,9 @@ def train(training: list[UpsellSnapshot], evaluation: UpsellSnapshot, *, seed: i
         data={},
         params=PARAMS,
         figures={
-            "importance.png": plots.importance(booster, "Upsell ranker: feature importance"),
+            "importance.png": plots.importance(served, "Upsell ranker: feature importance"),
             "shap_summary.png": plots.shap_summary(
-                booster,
+                served,
                 evaluation.candidates.matrix[np.sort(sample)],
                 CANDIDATE_FEATURES,
                 "Upsell ranker: SHAP summary",

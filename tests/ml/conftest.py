@@ -53,10 +53,13 @@ def plan() -> TrainingPlan:
 async def trained(seeded_url: str, plan: TrainingPlan) -> dict[str, TrainedTask]:
     conn = await connect(seeded_url)
     try:
-        results = await pipeline.train(conn, pipeline.TASKS, plan)
+        run = await pipeline.train(conn, pipeline.TASKS, plan)
     finally:
         await conn.close()
-    return {t.task: t for t in results}
+    assert run.plan == plan
+    assert not run.skipped
+    assert not run.notes
+    return {t.task: t for t in run.trained}
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ def weaker(trained):
     return dataclasses.replace(
         trained,
         heads={**trained.heads, trained.primary_head: noise},
+        evaluated_heads={**trained.evaluated_heads, trained.primary_head: noise},
         comparison={**trained.comparison, "lightgbm": row},
     )
 
@@ -63,6 +64,14 @@ def test_a_run_records_params_metrics_features_data_plots_and_the_model(
 
     artifacts = {a.path for a in client.list_artifacts(recorded.run_id)}
     assert {"features.json", "data_snapshot.json", "evaluation.json", "plots"} <= artifacts
+    # Both boosters: the one judged on the held-out cutoff, and the refitted one served.
+    judged = Path(client.download_artifacts(recorded.run_id, "evaluated/churn.txt", str(tmp_path)))
+    x = churn.input_example
+    assert np.array_equal(
+        lgb.Booster(model_file=str(judged)).predict(x), churn.evaluated_heads["churn"].predict(x)
+    )
+    assert metrics["rounds.churn"] == metrics["rounds_served.churn"] > 0
+    assert run.data.tags["cdm.calibration.churn"] == churn.calibrations["churn"].kind
     plots = {a.path for a in client.list_artifacts(recorded.run_id, "plots")}
     assert plots == {
         "plots/roc.png", "plots/calibration.png", "plots/importance.png", "plots/shap_summary.png"
@@ -75,8 +84,12 @@ def test_a_run_records_params_metrics_features_data_plots_and_the_model(
     loaded = registry.load("churn")
     assert loaded.version == 1
     assert loaded.feature_hash == churn.feature_hash
-    x = churn.input_example
     assert np.array_equal(loaded.heads["churn"].predict(x), churn.heads["churn"].predict(x))
+    assert float(loaded.tags["horizon_days"]) == 90.0
+    p = np.linspace(0.01, 0.99, 50)
+    assert loaded.calibration("churn").apply(p) == pytest.approx(
+        churn.calibrations["churn"].apply(p), abs=1e-6
+    )
 
 
 def test_next_purchase_loads_all_three_heads(registry, trained, plan):

@@ -21,7 +21,7 @@ from tests.http_client import data, error_codes, gql
 from tests.ml.conftest import SEED_NOW, copy_store, serving, serving_settings
 
 CUSTOMER = """query($id: ID!, $at: DateTime) { customer(id: $id) {
-  churnRisk(asOf: $at) { probability band percentile baseValue
+  churnRisk(asOf: $at) { probability band percentile baseValue horizonDays
               factors(first: 100) { feature value contribution }
               features { name value } provenance { model version runId asOf } }
   nextPurchase(asOf: $at) { probability30d expectedPurchases expectedDays expectedAt horizonDays
@@ -98,9 +98,12 @@ async def test_scores_match_the_registered_models_and_explain_themselves(seeded_
     finally:
         await conn.close()
     churn_model = registry.load("churn")
+    raw_churn = churn_model.heads["churn"].predict(frame.matrix)
+    # Served calibrated: the version's map, chosen on its held-out cutoff, over the booster.
     assert churn["probability"] == pytest.approx(
-        churn_model.heads["churn"].predict(frame.matrix)[0]
+        churn_model.calibration("churn").apply(raw_churn)[0]
     )
+    assert churn["horizonDays"] == 90
     assert churn["provenance"]["model"] == "cdm-churn"
     assert churn["provenance"]["version"] == churn_model.version
     assert churn["provenance"]["runId"] == churn_model.run_id
@@ -112,14 +115,17 @@ async def test_scores_match_the_registered_models_and_explain_themselves(seeded_
     # Contributions of every feature plus the base value add up to the raw score.
     raw = churn["baseValue"] + sum(f["contribution"] for f in churn["factors"])
     assert len(churn["factors"]) == len(FEATURES)
-    assert 1 / (1 + math.exp(-raw)) == pytest.approx(churn["probability"], rel=1e-6)
+    assert 1 / (1 + math.exp(-raw)) == pytest.approx(raw_churn[0], rel=1e-6)
     strengths = [abs(f["contribution"]) for f in churn["factors"]]
     assert strengths == sorted(strengths, reverse=True)
     assert churn["band"] in {"LOW", "MEDIUM", "HIGH"}
     assert 0 <= churn["percentile"] <= 100
 
-    heads = registry.load("next_purchase").heads
-    assert nxt["probability30d"] == pytest.approx(heads["p30"].predict(frame.matrix)[0])
+    next_model = registry.load("next_purchase")
+    heads = next_model.heads
+    assert nxt["probability30d"] == pytest.approx(
+        next_model.calibration("p30").apply(heads["p30"].predict(frame.matrix))[0]
+    )
     assert nxt["expectedPurchases"] == pytest.approx(heads["count"].predict(frame.matrix)[0])
     assert 0 <= nxt["expectedDays"] <= nxt["horizonDays"] == 90
     expected_at = datetime.fromisoformat(nxt["expectedAt"])

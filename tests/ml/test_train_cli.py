@@ -37,8 +37,14 @@ def test_train_prints_the_comparison_and_registers_a_version(seeded_url, tmp_pat
 
 def test_training_errors_are_one_line(seeded_url, tmp_path):
     settings = cli_env(seeded_url, tmp_path)
+    # The seeded history starts in June 2022: no training cutoff has purchases before it...
     assert_one_line_error(
-        cdm("train", "churn", "--as-of", "2023-01-01", env=settings), "purchase history starts"
+        cdm("train", "churn", "--as-of", "2022-10-01", env=settings), "purchase history starts"
+    )
+    # ...or the newest has too few buyers to learn from (the older ones were dropped).
+    assert_one_line_error(
+        cdm("train", "churn", "--as-of", "2023-01-01", env=settings),
+        "customers had bought before the cutoff",
     )
     bad_horizon = cdm("train", "churn", "--horizon", "9x", env=settings)
     assert_one_line_error(bad_horizon, "is not a duration like 90d")

@@ -77,7 +77,7 @@ def test_data_snapshot_records_the_cutoffs_and_label_rates(trained, plan):
 async def test_training_is_reproducible(seeded_url, plan, trained):
     conn = await connect(seeded_url)
     try:
-        (again,) = await pipeline.train(conn, ["churn"], plan)
+        (again,) = (await pipeline.train(conn, ["churn"], plan)).trained
     finally:
         await conn.close()
     first = trained["churn"]
@@ -152,7 +152,7 @@ async def test_upsell_candidates_are_new_products_labelled_by_what_was_bought(db
 async def test_too_little_history_is_a_clear_error(seeded_url, plan):
     conn = await connect(seeded_url)
     try:
-        early = TrainingPlan(as_of=plan.as_of - timedelta(days=3 * 365 - 200))
+        early = TrainingPlan(as_of=plan.as_of - timedelta(days=3 * 365 - 150))
         with pytest.raises(InsufficientData, match="purchase history starts on"):
             await pipeline.train(conn, ["churn"], early)
         future = TrainingPlan(as_of=plan.as_of + timedelta(days=10_000))
@@ -174,3 +174,80 @@ async def test_a_single_class_or_no_purchases_is_a_clear_error(db):
         await add_purchase(db, c, plan.as_of - days(1), "5.00")
         with pytest.raises(InsufficientData, match="every customer has the churn label"):
             await pipeline.train(conn, ["churn"], plan)
+
+
+async def test_a_short_history_trains_on_the_cutoffs_it_reaches_and_says_so(seeded_url, plan):
+    # The seeded history starts three years before SEED_NOW: 400 days before this as-of.
+    young = TrainingPlan(as_of=plan.as_of - timedelta(days=3 * 365 - 400))
+    conn = await connect(seeded_url)
+    try:
+        run = await pipeline.train(conn, ["churn"], young)
+    finally:
+        await conn.close()
+    # Cutoffs 180, 240, 300 and 360 days before as-of have purchases before them; 420 and
+    # 480 do not. A cutoff that has too few buyers to learn from is dropped too.
+    assert 1 <= run.plan.training_cutoffs <= 4
+    assert run.plan.cutoffs == young.cutoffs[-run.plan.training_cutoffs :]
+    assert "reaches back to 4 of the 6 training cutoffs" in run.notes[0]
+    (churn,) = run.trained
+    assert [t["cutoff"] for t in churn.data["training"]] == [
+        c.isoformat() for c in run.plan.cutoffs
+    ]
+    assert churn.comparison["lightgbm"]["roc_auc"] > 0.6
+
+
+async def test_train_all_trains_what_the_data_supports_and_says_what_it_skipped(db):
+    """No products at all: nothing to recommend, but churn and next purchase can learn."""
+    plan = TrainingPlan(as_of=T0 + days(400), training_cutoffs=2, step=days(30))
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(150):
+        c = await add_customer(db, created_at=T0, email=f"c{i}@example.com")
+        gap, stop = 5 + i % 40, 150 + int(rng.integers(0, 250))
+        rows += [(c, T0 + days(t), f"{c}-{t}") for t in range(i % 30, stop, gap)]
+    async with db.acquire() as conn:
+        await conn.executemany(
+            "INSERT INTO purchases (customer_id, quantity, amount, currency, channel,"
+            " purchased_at, source, external_id) VALUES ($1, 1, 10, 'EUR', 'web', $2, 'shop', $3)",
+            rows,
+        )
+        run = await pipeline.train(conn, pipeline.TASKS, plan)
+        assert [t.task for t in run.trained] == ["churn", "next_purchase"]
+        assert list(run.skipped) == ["upsell"]
+        assert "fewer than two products" in run.skipped["upsell"]
+        with pytest.raises(InsufficientData, match="fewer than two products"):
+            await pipeline.train(conn, ["upsell"], plan)  # asked for alone: an error
+
+
+def test_the_served_models_are_refitted_on_the_evaluation_cutoff_too(trained):
+    """Judged on the held-out cutoff, then refitted with the same rounds on all of them."""
+    for task in trained.values():
+        assert set(task.evaluated_heads) == set(task.heads), task.task
+        for head, served in task.heads.items():
+            judged = task.evaluated_heads[head]
+            assert served.current_iteration() == judged.current_iteration(), head
+            x = task.input_example
+            assert not np.allclose(served.predict(x), judged.predict(x)), head
+    # The judged booster is what the comparison reports: its ranking metric replays.
+    churn = trained["churn"]
+    assert churn.score(churn.evaluated_heads["churn"]) == churn.metric
+
+
+def test_probabilities_are_calibrated_on_the_held_out_cutoff(trained):
+    """The churn and 30-day probabilities served go through a map chosen on held-out data,
+    judged on customers it was not fitted on; the choice cannot make them worse."""
+    churn = trained["churn"].comparison["lightgbm"]
+    chosen = trained["churn"].calibrations["churn"]
+    briers = {k: churn[f"calibration_brier_{k}"] for k in ("none", "platt", "isotonic")}
+    assert briers[chosen.kind] == min(briers.values())
+    assert churn["brier"] == pytest.approx(briers[chosen.kind])
+    assert churn["brier"] <= churn["brier_uncalibrated"] + 1e-12
+    assert churn["ece"] < 0.06
+    nxt = trained["next_purchase"]
+    assert set(nxt.calibrations) == {"p30"}
+    assert (
+        nxt.comparison["lightgbm"]["p30_brier"]
+        <= nxt.comparison["lightgbm"]["p30_brier_uncalibrated"] + 1e-12
+    )
+    for task in ("churn", "next_purchase"):
+        assert trained[task].horizon_days == 90.0
