@@ -29,6 +29,7 @@ from ml.features import compute_features
 from ml.recommendations import build_candidates, customer_history, history_rows
 from ml.serving.models import ServedModel
 from ml.serving.scoring import (
+    RECOMMENDATIONS_KEPT,
     SERVING_PER_SOURCE,
     Scorer,
     churn_probabilities,
@@ -39,7 +40,10 @@ from sql.database import connect
 from sql.matrix import fetch_matrix
 from sql.queries import query
 
-TOP_RECOMMENDATIONS = 5
+TOP_RECOMMENDATIONS = 5  # per customer, unless `cdm score --all --top N` says otherwise
+# At most what the online path keeps per customer: a stored list of N then equals the online
+# `recommendations(first: N)` of the same customer, model version and as-of time.
+MAX_RECOMMENDATIONS = RECOMMENDATIONS_KEPT
 _CHUNK = 20_000
 _REPORT_EVERY = 10  # chunks
 _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
@@ -104,16 +108,20 @@ async def score_everyone(
     as_of: datetime,
     *,
     recommend: bool = True,
+    top: int = TOP_RECOMMENDATIONS,
     progress: Progress | None = None,
 ) -> ScoreTable:
     """Scores of every customer created before ``as_of``, from data before it: every
     customer the models may process (not erased, no objection to profiling; see
-    :mod:`ml.features`), the others have no row.
+    :mod:`ml.features`), the others have no row. Each customer's ``top`` best recommendations
+    (1 to :data:`MAX_RECOMMENDATIONS`) are kept, best first.
 
     Two connections read one snapshot of the database: while PostgreSQL computes everyone's
     features on the first (one long statement, one core), this process ranks everyone's
     recommendations from the second (the other core), then predicts churn and next purchase.
     """
+    if not 1 <= top <= MAX_RECOMMENDATIONS:
+        raise ValueError(f"top must be 1 to {MAX_RECOMMENDATIONS}, not {top}")
     say = progress or (lambda _m: None)
     ranker = None
     skipped: dict[str, str] = {}
@@ -132,7 +140,7 @@ async def score_everyone(
                     connections[1], "customers_scored_as_of", (as_of, None), 0
                 )
                 lists = await _recommend_everyone(
-                    connections[1], scorer, ranker, as_of, customer_ids, say
+                    connections[1], scorer, ranker, as_of, customer_ids, top, say
                 )
             frame = await features
         finally:
@@ -187,9 +195,10 @@ async def _recommend_everyone(
     ranker: ServedModel,
     as_of: datetime,
     customer_ids: np.ndarray,
+    top: int,
     say: Progress,
 ) -> list[np.ndarray]:
-    """Every customer's top product ids, ranked a chunk of customers at a time."""
+    """Every customer's ``top`` best product ids, ranked a chunk of customers at a time."""
     market = await scorer.market(conn, as_of)
     history = await customer_history(conn, market.catalogue, as_of, customer_ids)
     total = len(history.customer_ids)
@@ -212,10 +221,7 @@ async def _recommend_everyone(
             products = candidates.product_ids[order]
             starts = np.searchsorted(customers, part.customer_ids)
             ends = np.searchsorted(customers, part.customer_ids, side="right")
-            lists.extend(
-                products[s : min(e, s + TOP_RECOMMENDATIONS)]
-                for s, e in zip(starts, ends, strict=True)
-            )
+            lists.extend(products[s : min(e, s + top)] for s, e in zip(starts, ends, strict=True))
             if (start // _CHUNK + 1) % _REPORT_EVERY == 0:
                 say(f"recommendations: {len(lists):,} of {total:,} customers")
         return lists
@@ -270,30 +276,75 @@ async def store(conn: asyncpg.Connection, table: ScoreTable) -> ScoreTable:
     return table.without(left_out)
 
 
-def write_file(table: ScoreTable, path: Path) -> None:
-    """One row per customer, as CSV or Parquet (by the file's suffix)."""
+@dataclass(frozen=True)
+class FileLabels:
+    """What a score file adds so that systems outside CDM can join it: each customer's
+    external id with its source (None without one), each recommended product's SKU."""
+
+    external_ids: list[str | None]
+    external_id_sources: list[str | None]
+    skus: dict[int, str]
+
+
+async def file_labels(
+    conn: asyncpg.Connection, table: ScoreTable, *, source: str | None = None
+) -> FileLabels:
+    """The external ids of ``table``'s customers (of ``source`` when given) and the SKUs of
+    their recommended products: two set-based statements, whatever the number of customers.
+
+    A customer with several external ids (several sources, or a merge) is written with the
+    earliest recorded one (see ``score_file_external_ids``), so a file of the same data
+    always names a customer the same way.
+    """
+    ids = table.customer_ids.tolist()
+    found = {
+        r["customer_id"]: (r["value"], r["source"])
+        for r in await conn.fetch(query("score_file_external_ids"), ids, source)
+    }
+    missing: tuple[None, None] = (None, None)
+    pairs = [found.get(i, missing) for i in ids]
+    products: list[int] = []
+    if table.recommendations:  # None (not ranked) or empty: no products to name
+        products = np.unique(np.concatenate(table.recommendations)).tolist()
+    skus = {r["id"]: r["sku"] for r in await conn.fetch(query("score_file_skus"), products)}
+    if len(skus) != len(products):  # products are never deleted: a bug if this happens
+        raise RuntimeError(f"{len(products) - len(skus)} recommended products have no SKU")
+    return FileLabels(
+        external_ids=[value for value, _ in pairs],
+        external_id_sources=[src for _, src in pairs],
+        skus=skus,
+    )
+
+
+def write_file(table: ScoreTable, path: Path, labels: FileLabels) -> None:
+    """One row per customer, as CSV or Parquet (by the file's suffix), with the customer's
+    external id and the recommended products' SKUs beside CDM's ids (``labels``)."""
     n = len(table)
 
     def column(values: np.ndarray | None) -> pa.Array:
         return pa.array(values if values is not None else [None] * n, type=pa.float64())
 
     recommended = table.recommended_lists()
+    skus = [None if r is None else [labels.skus[p] for p in r] for r in recommended]
     data = pa.table(
         {
             "customer_id": pa.array(table.customer_ids, type=pa.int64()),
+            "external_id": pa.array(labels.external_ids, type=pa.string()),
+            "external_id_source": pa.array(labels.external_id_sources, type=pa.string()),
             "as_of": pa.array([table.as_of] * n, type=pa.timestamp("us", tz="UTC")),
             "churn_probability": column(table.churn),
             "purchase_30d_probability": column(table.p30),
             "expected_purchases": column(table.expected_purchases),
             "expected_days_to_next": column(table.expected_days),
             "recommended_product_ids": pa.array(recommended, type=pa.list_(pa.int64())),
+            "recommended_skus": pa.array(skus, type=pa.list_(pa.string())),
         }
     )
     if path.suffix.lower() == ".parquet":
         pq.write_table(data, path)
         return
-    # CSV has no lists: recommended products become "12;34;56".
-    joined = pa.array([";".join(map(str, r)) if r else "" for r in recommended], type=pa.string())
-    data = data.set_column(data.schema.get_field_index("recommended_product_ids"),
-                           "recommended_product_ids", joined)  # fmt: skip
+    # CSV has no lists: recommended products become "12;34;56" (SKUs alike).
+    for name, lists in (("recommended_product_ids", recommended), ("recommended_skus", skus)):
+        joined = pa.array([";".join(map(str, r)) if r else "" for r in lists], type=pa.string())
+        data = data.set_column(data.schema.get_field_index(name), name, joined)
     pa_csv.write_csv(data, path)

@@ -61,3 +61,18 @@ SELECT id
  WHERE created_at < $1::timestamptz
    AND ($2::bigint[] IS NULL OR id = ANY ($2::bigint[]))
  ORDER BY id;
+
+-- name: score_file_external_ids
+-- `cdm score --all --output`: one external id per customer of $1 (of source $2 when given),
+-- the earliest recorded one (then the lowest identity id), so that a customer with several
+-- (several sources, or a merge) is always written with the same one. Those without any are
+-- absent. $1 may hold every customer: joined through unnest, so they can be hash-joined.
+SELECT DISTINCT ON (i.customer_id) i.customer_id, i.value, i.source
+  FROM unnest($1::bigint[]) AS asked (id)
+  JOIN identities i ON i.customer_id = asked.id
+ WHERE i.kind = 'external_id' AND ($2::text IS NULL OR i.source = $2::text)
+ ORDER BY i.customer_id, i.created_at, i.id;
+
+-- name: score_file_skus
+-- The SKUs of the products recommended in a score file ($1: the distinct ids).
+SELECT id, sku FROM products WHERE id = ANY ($1::bigint[]);
