@@ -5,6 +5,7 @@ snapshots once, fit and evaluate each task. Recording in MLflow is the caller's 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -49,12 +50,26 @@ async def check_history(conn: asyncpg.Connection, plan: TrainingPlan) -> Trainin
     first, last = await conn.fetchrow(query("purchase_history_span"))
     if first is None:
         raise InsufficientData("there are no purchases yet: import or record some first")
-    reached = sum(1 for cutoff in plan.cutoffs if cutoff > first)
-    if reached == 0:
+    ready = await conn.fetchval(query("population_reached_at"), MIN_CUSTOMERS)
+    if ready is None:
         raise InsufficientData(
-            f"purchase history starts on {first:%Y-%m-%d}, but the newest training cutoff is "
-            f"{plan.cutoffs[-1]:%Y-%m-%d} (as-of - 2 x horizon) and it needs purchases before "
-            "it; choose a later --as-of or a shorter --horizon"
+            f"fewer than {MIN_CUSTOMERS} customers have bought anything (that may be "
+            "profiled): too few to learn from"
+        )
+    reached = sum(1 for cutoff in plan.cutoffs if cutoff > ready)
+    if reached == 0:
+        # The newest training cutoff, as-of - 2 x horizon, must come after `ready`.
+        longest = math.ceil((plan.as_of - ready).total_seconds() / 86400 / 2) - 1
+        supported = (
+            f"the longest this history supports as of {plan.as_of:%Y-%m-%d} is {longest} days"
+            if longest >= 1
+            else "choose a later --as-of"
+        )
+        raise InsufficientData(
+            f"purchase history starts on {first:%Y-%m-%d} and {MIN_CUSTOMERS} customers had "
+            f"bought by {ready:%Y-%m-%d}, but the newest training cutoff is "
+            f"{plan.cutoffs[-1]:%Y-%m-%d} (as-of - 2 x horizon) and it needs them before it; "
+            f"choose a later --as-of or a shorter --horizon ({supported})"
         )
     if last < plan.evaluation_cutoff:
         raise InsufficientData(

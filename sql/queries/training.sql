@@ -65,6 +65,16 @@ SELECT id, name, category, price::float8 AS price
   FROM products
  ORDER BY id;
 
+-- name: population_reached_at
+-- When the $1-th modelled customer had first bought (NULL if fewer ever did): a cutoff after
+-- it has at least $1 customers to learn from (customers_buying_before counts the same ones).
+SELECT greatest(s.first_purchase_at, c.created_at) AS at
+  FROM customer_purchase_stats s
+  JOIN modelled_customers c ON c.id = s.customer_id
+ ORDER BY 1
+OFFSET $1::int - 1
+ LIMIT 1;
+
 -- name: purchase_history_span
 -- The first and the latest purchase on record (NULLs when there are none).
 SELECT min(first_purchase_at) AS first, max(last_purchase_at) AS last

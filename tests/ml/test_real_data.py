@@ -17,6 +17,7 @@ import pytest
 from bench.datasets import cdnow, write_purchases_csv
 from ml.training import pipeline
 from ml.training.datasets import purchase_snapshot
+from ml.training.errors import InsufficientData
 from ml.training.metrics import binary_metrics, count_metrics
 from ml.training.plan import TrainingPlan
 from sql.database import connect
@@ -84,3 +85,17 @@ async def test_models_trained_on_nine_months_hold_on_the_next_ninety_days(cdnow_
     assert abs(counts["total_error"]) < 0.1
     assert counts["rmse"] < 1.0
     assert np.isfinite(list(nxt.comparison["lightgbm"].values())).all()
+
+
+async def test_a_horizon_longer_than_the_history_supports_says_the_longest_it_does(cdnow_url):
+    conn = await connect(cdnow_url)
+    try:
+        with pytest.raises(InsufficientData, match="the longest this history supports") as error:
+            await pipeline.train(conn, ["churn"], TrainingPlan(AS_OF, timedelta(days=273)))
+        longest = int(str(error.value).rsplit(" is ", 1)[1].split()[0])
+        # The 50th customer of the sample bought on 3 January: as-of - 2 x 134 days is after.
+        assert longest == 134
+        run = await pipeline.train(conn, ["churn"], TrainingPlan(AS_OF, timedelta(days=longest)))
+    finally:
+        await conn.close()
+    assert run.plan.cutoffs[-1] > datetime(1997, 1, 3, tzinfo=UTC)

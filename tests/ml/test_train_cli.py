@@ -41,10 +41,11 @@ def test_training_errors_are_one_line(seeded_url, tmp_path):
     assert_one_line_error(
         cdm("train", "churn", "--as-of", "2022-10-01", env=settings), "purchase history starts"
     )
-    # ...or the newest has too few buyers to learn from (the older ones were dropped).
+    # ...or not enough buyers to learn from; it says the longest horizon that would do.
     assert_one_line_error(
         cdm("train", "churn", "--as-of", "2023-01-01", env=settings),
-        "customers had bought before the cutoff",
+        "50 customers had bought by",
+        "the longest this history supports as of 2023-01-01 is",
     )
     bad_horizon = cdm("train", "churn", "--horizon", "9x", env=settings)
     assert_one_line_error(bad_horizon, "is not a duration like 90d")
