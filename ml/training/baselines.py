@@ -4,16 +4,22 @@
   order, learned from the training cutoffs (a recency-decile lookup table).
 * Rate: the customer's own order rate over the last year (or their tenure if shorter), read
   as a Poisson process: P(order within t) = 1 - exp(-rate t), E[orders] = rate H.
-* BG/NBD (:mod:`ml.training.bgnbd`): fitted on the transaction histories before the
-  evaluation cutoff; the classic probabilistic customer-base model.
+* BG/NBD (:mod:`ml.training.bgnbd`) and Pareto/NBD (:mod:`ml.training.paretonbd`): fitted
+  on the transaction histories before the evaluation cutoff; the classic probabilistic
+  customer-base models. Their fit can fail to converge: then they predict nothing (NaN) and
+  say why, rather than hand a metric a number from parameters that mean nothing.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 from ml.training.bgnbd import BgNbd, history_inputs
 from ml.training.datasets import feature_column
+from ml.training.paretonbd import ParetoNbd
 
 
 class RecencyTable:
@@ -51,17 +57,69 @@ def rate_predictions(rate: np.ndarray, horizon: float) -> dict[str, np.ndarray]:
     }
 
 
-def bgnbd_predictions(matrix: np.ndarray, horizon: float) -> dict[str, np.ndarray]:
-    """Fit BG/NBD on the histories in ``matrix`` and predict the same quantities."""
+@dataclass(frozen=True, eq=False)
+class BaselineFit(Mapping[str, np.ndarray]):
+    """A customer-base model's predictions for every row, or NaN and the reason why not.
+
+    Reads as the mapping of predictions it wraps: ``p30`` (an order within 30 days),
+    ``p_none`` (no order within the horizon), ``count`` (expected orders within it) and
+    ``wait`` (days to the next order, capped at the horizon), each within its valid range.
+    When ``converged`` is false every value is NaN and ``status`` reads ``diverged: <why>``:
+    a metric of it is NaN or an error, never a number.
+    """
+
+    predictions: dict[str, np.ndarray]
+    status: str
+
+    @property
+    def converged(self) -> bool:
+        return self.status == "converged"
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.predictions[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.predictions)
+
+    def __len__(self) -> int:
+        return len(self.predictions)
+
+
+def bgnbd_predictions(matrix: np.ndarray, horizon: float) -> BaselineFit:
+    """Fit BG/NBD on the histories in ``matrix`` and predict the rate baseline's quantities."""
+    return _customer_base_predictions(BgNbd, matrix, horizon)
+
+
+def paretonbd_predictions(matrix: np.ndarray, horizon: float) -> BaselineFit:
+    """Fit Pareto/NBD on the histories in ``matrix`` and predict the same quantities."""
+    return _customer_base_predictions(ParetoNbd, matrix, horizon)
+
+
+def _customer_base_predictions(
+    model: type[BgNbd] | type[ParetoNbd], matrix: np.ndarray, horizon: float
+) -> BaselineFit:
     x, t_x, age = history_inputs(
         feature_column(matrix, "orders_lifetime"),
         feature_column(matrix, "days_since_first_purchase"),
         feature_column(matrix, "days_since_last_purchase"),
     )
-    model = BgNbd.fit(x, t_x, age)
-    return {
-        "p30": 1 - model.p_no_purchase(x, t_x, age, 30.0),
-        "p_none": model.p_no_purchase(x, t_x, age, horizon),
-        "count": model.expected_purchases(x, t_x, age, horizon),
-        "wait": model.expected_wait(x, t_x, age, horizon),
+    fitted, report = model.fit(x, t_x, age)
+    if not report.converged:
+        return _diverged(len(x), report.status)
+    predictions = {
+        "p30": 1 - fitted.p_no_purchase(x, t_x, age, 30.0),
+        "p_none": fitted.p_no_purchase(x, t_x, age, horizon),
+        "count": fitted.expected_purchases(x, t_x, age, horizon),
+        "wait": fitted.expected_wait(x, t_x, age, horizon),
     }
+    # The models clip to the valid ranges and give NaN where a value cannot be computed;
+    # one NaN would make every metric undefined, so the baseline as a whole is unusable.
+    missing = sum(int((~np.isfinite(p)).sum()) for p in predictions.values())
+    if missing:
+        return _diverged(len(x), f"diverged: {missing} predictions could not be computed")
+    return BaselineFit(predictions, report.status)
+
+
+def _diverged(rows: int, status: str) -> BaselineFit:
+    nothing = np.full(rows, np.nan)
+    return BaselineFit({k: nothing.copy() for k in ("p30", "p_none", "count", "wait")}, status)
