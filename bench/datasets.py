@@ -22,6 +22,7 @@ from pathlib import Path
 LIFETIMES = "lifetimes==0.11.3"
 CDNOW_MASTER = "lifetimes/datasets/CDNOW_master.txt"
 CDNOW_SAMPLE = "lifetimes/datasets/CDNOW_sample.txt"
+CDNOW_SUMMARY = "lifetimes/datasets/cdnow_customers_summary.csv"
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,12 @@ def cdnow(cache: Path, *, sample: bool = False) -> list[Purchase]:
             )
         )
     return purchases
+
+
+def cdnow_summary(cache: Path) -> str:
+    """The CDNOW sample summarised as the customer-base models read it (CSV: id, frequency,
+    recency, T, in weeks), as Fader, Hardie & Lee fitted BG/NBD to it."""
+    return _lifetimes_file(CDNOW_SUMMARY, cache)
 
 
 def write_purchases_csv(purchases: list[Purchase], path: Path) -> Path:

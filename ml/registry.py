@@ -238,7 +238,10 @@ class ModelRegistry:
                     }
                 )
             mlflow.set_tags(
-                {f"cdm.calibration.{h}": c.kind for h, c in trained.calibrations.items()}
+                {
+                    **{f"cdm.calibration.{h}": c.kind for h, c in trained.calibrations.items()},
+                    **{f"cdm.baseline.{b}": why for b, why in trained.baseline_status.items()},
+                }
             )
             for filename, figure in trained.figures.items():
                 mlflow.log_figure(figure, f"plots/{filename}")

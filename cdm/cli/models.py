@@ -154,6 +154,8 @@ def _print_comparison(trained) -> None:  # noqa: ANN001 (ml.training.outcome.Tra
         label = f"[bold]{metric}" if metric == trained.primary_metric else metric
         table.add_row(label, *cells)
     console.print(table)
+    for baseline, why in trained.baseline_status.items():
+        console.print(f"[yellow]{baseline}: {why}; no metrics")
 
 
 def _number(value: float) -> str:

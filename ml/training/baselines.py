@@ -95,6 +95,14 @@ def paretonbd_predictions(matrix: np.ndarray, horizon: float) -> BaselineFit:
     return _customer_base_predictions(ParetoNbd, matrix, horizon)
 
 
+def customer_base_predictions(matrix: np.ndarray, horizon: float) -> dict[str, BaselineFit]:
+    """Both customer-base baselines (``bg_nbd``, ``pareto_nbd``), fitted on ``matrix``."""
+    return {
+        "bg_nbd": bgnbd_predictions(matrix, horizon),
+        "pareto_nbd": paretonbd_predictions(matrix, horizon),
+    }
+
+
 def _customer_base_predictions(
     model: type[BgNbd] | type[ParetoNbd], matrix: np.ndarray, horizon: float
 ) -> BaselineFit:

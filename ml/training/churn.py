@@ -7,13 +7,15 @@ on every cutoff, the evaluation one included (:func:`ml.training.boosting.refit`
 
 from __future__ import annotations
 
+import math
+
 import lightgbm as lgb
 import numpy as np
 
 from ml import calibration
 from ml.features import FEATURES, feature_definition_hash
 from ml.training import boosting, plots
-from ml.training.baselines import RecencyTable, bgnbd_predictions
+from ml.training.baselines import RecencyTable, customer_base_predictions
 from ml.training.datasets import PurchaseSnapshot, feature_column
 from ml.training.metrics import binary_metrics, calibrated_metrics
 from ml.training.outcome import TrainedTask
@@ -48,12 +50,16 @@ def train(
         ),
         np.concatenate([s.churned for s in training]),
     )
+    customer_base = customer_base_predictions(x, evaluation.horizon_days)
     probabilities = {
         "lightgbm": calibrated.cross_fitted,
         "rfm_recency": recency.predict(feature_column(x, "days_since_last_purchase")),
-        "bg_nbd": bgnbd_predictions(x, evaluation.horizon_days)["p_none"],
+        **{name: fit["p_none"] for name, fit in customer_base.items() if fit.converged},
     }
     comparison = {name: binary_metrics(y, p) for name, p in probabilities.items()}
+    for name, fit in customer_base.items():
+        if not fit.converged:  # a row of NaN: shown as "-", never a number
+            comparison[name] = dict.fromkeys(comparison["rfm_recency"], math.nan)
     comparison["lightgbm"] = calibrated_metrics(y, raw, calibrated.cross_fitted)
     comparison["lightgbm"].update(
         {f"calibration_brier_{kind}": value for kind, value in calibrated.brier.items()}
@@ -68,6 +74,7 @@ def train(
         heads={"churn": served},
         evaluated_heads={"churn": booster},
         calibrations={"churn": calibrated.calibration},
+        baseline_status={n: f.status for n, f in customer_base.items() if not f.converged},
         horizon_days=evaluation.horizon_days,
         feature_names=FEATURES,
         feature_hash=feature_definition_hash(),

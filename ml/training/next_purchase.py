@@ -19,13 +19,15 @@ rounds on all the cutoffs, the evaluation one included (:func:`ml.training.boost
 
 from __future__ import annotations
 
+import math
+
 import lightgbm as lgb
 import numpy as np
 
 from ml import calibration
 from ml.features import FEATURES, feature_definition_hash
 from ml.training import boosting, plots
-from ml.training.baselines import bgnbd_predictions, order_rate, rate_predictions
+from ml.training.baselines import customer_base_predictions, order_rate, rate_predictions
 from ml.training.datasets import PurchaseSnapshot
 from ml.training.metrics import (
     binary_metrics,
@@ -88,8 +90,9 @@ def train(
             "wait": np.clip(evaluated["days"].predict(x), 0.0, horizon),
         },
         "rate": rate_predictions(order_rate(x), horizon),
-        "bg_nbd": bgnbd_predictions(x, horizon),
     }
+    customer_base = customer_base_predictions(x, horizon)
+    predictions.update({name: fit for name, fit in customer_base.items() if fit.converged})
 
     def metrics(p: dict[str, np.ndarray], raw: np.ndarray | None = None) -> dict[str, float]:
         if raw is None:
@@ -120,6 +123,9 @@ def train(
     comparison = {
         name: metrics(p, raw_p30 if name == "lightgbm" else None) for name, p in predictions.items()
     }
+    for name, fit in customer_base.items():
+        if not fit.converged:  # a row of NaN: shown as "-", never a number
+            comparison[name] = dict.fromkeys(comparison["rate"], math.nan)
     sample = np.random.default_rng(seed).permutation(len(x))[:1000]
     figures = {
         "roc_p30.png": plots.roc_curves(
@@ -141,6 +147,7 @@ def train(
         heads=heads,
         evaluated_heads=evaluated,
         calibrations={"p30": calibrated.calibration},
+        baseline_status={n: f.status for n, f in customer_base.items() if not f.converged},
         horizon_days=horizon,
         feature_names=FEATURES,
         feature_hash=feature_definition_hash(),

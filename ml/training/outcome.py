@@ -39,6 +39,8 @@ class TrainedTask:
     horizon_days: float
     evaluated_heads: dict[str, lgb.Booster] = field(default_factory=dict)
     calibrations: dict[str, Calibration] = field(default_factory=dict)
+    # Per baseline whose fit did not converge: why (its comparison row is all NaN).
+    baseline_status: dict[str, str] = field(default_factory=dict)
     params: dict[str, object] = field(default_factory=dict)
     figures: dict[str, Figure] = field(default_factory=dict)
     # Per head: the 0th..100th percentiles of its served predictions over the evaluation

@@ -30,10 +30,11 @@ PINNED_P2 = {
 }  # fmt: skip
 
 
-def test_churn_beats_rfm_recency_and_bg_nbd(trained):
+def test_churn_beats_rfm_recency_bg_nbd_and_pareto_nbd(trained):
     table = trained["churn"].comparison
     model = table["lightgbm"]
-    for baseline in ("rfm_recency", "bg_nbd"):
+    assert trained["churn"].baseline_status == {}  # both customer-base models converged
+    for baseline in ("rfm_recency", "bg_nbd", "pareto_nbd"):
         assert model["roc_auc"] > table[baseline]["roc_auc"] + 0.01, baseline
         assert model["pr_auc"] > table[baseline]["pr_auc"], baseline
         assert model["brier"] < table[baseline]["brier"], baseline
@@ -42,10 +43,10 @@ def test_churn_beats_rfm_recency_and_bg_nbd(trained):
     assert 0.3 < model["base_rate"] < 0.9
 
 
-def test_next_purchase_beats_the_rate_baseline_and_bg_nbd(trained):
+def test_next_purchase_beats_the_rate_baseline_bg_nbd_and_pareto_nbd(trained):
     table = trained["next_purchase"].comparison
     model = table["lightgbm"]
-    for baseline in ("rate", "bg_nbd"):
+    for baseline in ("rate", "bg_nbd", "pareto_nbd"):
         assert model["p30_roc_auc"] > table[baseline]["p30_roc_auc"], baseline
         assert model["count_mae"] < table[baseline]["count_mae"], baseline
         assert model["days_c_index"] > table[baseline]["days_c_index"], baseline
@@ -252,3 +253,33 @@ def test_probabilities_are_calibrated_on_the_held_out_cutoff(trained):
     )
     for task in ("churn", "next_purchase"):
         assert trained[task].horizon_days == 90.0
+
+
+def test_a_customer_base_model_that_cannot_fit_is_reported_never_a_number():
+    """Nobody ever bought twice: BG/NBD and Pareto/NBD have nothing to fit. Their rows are
+    empty (NaN, printed "-") and the run says why; the other baselines still compare."""
+    from ml import features
+    from ml.training import churn
+    from ml.training.datasets import PurchaseSnapshot
+
+    rng = np.random.default_rng(0)
+
+    def snapshot(k: int) -> PurchaseSnapshot:
+        n = 400
+        matrix = rng.random((n, len(features.FEATURES))) * 100
+        matrix[:, features.FEATURES.index("orders_lifetime")] = 1.0
+        orders = (rng.random(n) < matrix[:, 0] / 150).astype(float)
+        return PurchaseSnapshot(
+            cutoff=T0 + days(30 * k),
+            horizon_days=90.0,
+            features=features.FeatureFrame(T0 + days(30 * k), np.arange(n), matrix),
+            orders=orders,
+            days_to_next=np.where(orders > 0, 10.0, np.nan),
+        )
+
+    trained = churn.train([snapshot(0), snapshot(1)], snapshot(2), seed=1)
+    for name in ("bg_nbd", "pareto_nbd"):
+        assert trained.baseline_status[name].startswith("diverged: "), name
+        assert all(np.isnan(v) for v in trained.comparison[name].values()), name
+    assert np.isfinite(trained.comparison["rfm_recency"]["roc_auc"])
+    assert trained.best_baseline()[0] == "rfm_recency"

@@ -3,12 +3,13 @@ and either fits within its bounds or says it did not converge, never a run-away 
 
 from __future__ import annotations
 
-import os
+import io
 
 import numpy as np
 import pytest
 from scipy.special import hyp2f1
 
+from bench.datasets import cdnow_summary
 from ml.training.bgnbd import (
     BOUNDS,
     BgNbd,
@@ -211,14 +212,10 @@ def test_inputs_from_features():
     assert age.tolist() == [100.0, 300.0, 0.0]
 
 
-@pytest.mark.skipif(
-    not os.environ.get("CDM_CDNOW_SUMMARY"),
-    reason="set CDM_CDNOW_SUMMARY to lifetimes' datasets/cdnow_customers_summary.csv",
-)
-def test_cdnow_reproduces_the_published_estimates():
+def test_cdnow_reproduces_the_published_estimates(tmp_path):
     # Fader, Hardie & Lee (2005) on the CDNOW cohort (2,357 customers, weeks):
     # r = 0.243, alpha = 4.414, a = 0.793, b = 2.426, log-likelihood -9582.4.
-    data = np.loadtxt(os.environ["CDM_CDNOW_SUMMARY"], delimiter=",", skiprows=1)
+    data = np.loadtxt(io.StringIO(cdnow_summary(tmp_path)), delimiter=",", skiprows=1)
     x, t_x, age = data[:, 1], data[:, 2], data[:, 3]
     fitted, report = BgNbd.fit(x, t_x, age)
     assert report.converged

@@ -4,14 +4,15 @@ fit that cannot be trusted says so."""
 
 from __future__ import annotations
 
+import io
 import itertools
-import os
 
 import numpy as np
 import pytest
 from scipy.integrate import quad
 from scipy.special import gammaln
 
+from bench.datasets import cdnow_summary
 from ml.training.bgnbd import BOUNDS
 from ml.training.paretonbd import ParetoNbd, _log_tail
 from tests.unit.customer_base_simulation import simulate_pareto
@@ -229,14 +230,10 @@ def test_no_repeat_purchase_at_all_is_reported_and_predicts_nothing():
     assert np.isnan(fitted.p_no_purchase(zeros, zeros, age, HORIZON)).all()
 
 
-@pytest.mark.skipif(
-    not os.environ.get("CDM_CDNOW_SUMMARY"),
-    reason="set CDM_CDNOW_SUMMARY to lifetimes' datasets/cdnow_customers_summary.csv",
-)
-def test_cdnow_reproduces_the_published_estimates():
+def test_cdnow_reproduces_the_published_estimates(tmp_path):
     # Fader & Hardie on the CDNOW cohort (2,357 customers, weeks):
     # r = 0.553, alpha = 10.578, s = 0.606, beta = 11.669, log-likelihood -9595.0.
-    data = np.loadtxt(os.environ["CDM_CDNOW_SUMMARY"], delimiter=",", skiprows=1)
+    data = np.loadtxt(io.StringIO(cdnow_summary(tmp_path)), delimiter=",", skiprows=1)
     x, t_x, age = data[:, 1], data[:, 2], data[:, 3]
     fitted, report = ParetoNbd.fit(x, t_x, age)
     assert report.converged
