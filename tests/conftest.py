@@ -96,7 +96,11 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def db(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
     """The pool, over empty tables (each test starts from nothing)."""
-    await pool.execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
+    async with pool.acquire() as conn, conn.transaction():
+        # TRUNCATE waits for every lock on the tables: a statement a previous test's server
+        # still runs (up to its own 15 s timeout) must not fail this test on a busy machine.
+        await conn.execute("SET LOCAL statement_timeout = '120s'")
+        await conn.execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
     return pool
 
 
