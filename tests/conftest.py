@@ -6,6 +6,7 @@ cdm_test_<random> is created on it for the run and dropped afterwards.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -79,6 +80,9 @@ async def fresh_database(server_url: str, prefix: str) -> AsyncIterator[str]:
         await admin.close()
 
 
+_log = logging.getLogger("tests")
+
+
 @pytest.fixture(scope="session")
 async def database_url(server_url: str) -> AsyncIterator[str]:
     """A fresh, migrated database for this test run, dropped at the end."""
@@ -96,12 +100,32 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def db(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Pool]:
     """The pool, over empty tables (each test starts from nothing)."""
-    async with pool.acquire() as conn, conn.transaction():
-        # TRUNCATE waits for every lock on the tables: a statement a previous test's server
-        # still runs (up to its own 15 s timeout) must not fail this test on a busy machine.
-        await conn.execute("SET LOCAL statement_timeout = '120s'")
-        await conn.execute(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE")
-    return pool
+    async with pool.acquire() as conn:
+        for _ in range(10):
+            try:
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL lock_timeout = '10s'")
+                    await conn.execute(
+                        f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"
+                    )
+                return pool
+            except asyncpg.exceptions.LockNotAvailableError:
+                # A previous test's server still holds a lock on a table (a statement it
+                # runs, or a transaction left open): say what it was, then stop it, since
+                # every test starts from nothing.
+                blockers = await conn.fetch(_BLOCKERS)
+                _log.warning("emptying the tables waited on %s", [dict(b) for b in blockers])
+                await conn.execute(_STOP_BLOCKERS)
+    raise RuntimeError("could not empty the tables: something keeps them locked")
+
+
+_BLOCKERS = """SELECT pid, state, application_name, left(query, 200) AS query
+  FROM pg_stat_activity
+ WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'"""
+_STOP_BLOCKERS = """SELECT CASE WHEN state = 'active' THEN pg_cancel_backend(pid)
+                   ELSE pg_terminate_backend(pid) END
+  FROM pg_stat_activity
+ WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'"""
 
 
 @pytest.fixture(scope="session")
