@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT))
 
 from sql import migrate  # noqa: E402
 from sql.database import connect  # noqa: E402
-from sql.embedded import ensure_database, start_embedded_server  # noqa: E402
+from sql.embedded import ensure_database, replace_database, start_embedded_server  # noqa: E402
 
 
 async def seeded_database(customers: int, seed: int, database: str = "cdm_bench") -> str:
@@ -37,6 +37,27 @@ async def seeded_database(customers: int, seed: int, database: str = "cdm_bench"
         return url
     finally:
         await conn.close()
+
+
+async def fresh_database(name: str) -> str:
+    """URL of database ``name``, dropped, made again and migrated, on the
+    CDM_BENCH_DATABASE_URL server or the embedded one in bench/out/data."""
+    server = os.environ.get("CDM_BENCH_DATABASE_URL") or start_embedded_server(
+        ROOT / "bench" / "out" / "data"
+    )
+    admin = await connect(server)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    url = replace_database(server, name)
+    conn = await connect(url)
+    try:
+        await migrate.migrate(conn)
+    finally:
+        await conn.close()
+    return url
 
 
 async def bench_key(url: str, role: str) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
@@ -36,14 +35,12 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
-from bench.common import machine  # noqa: E402
+from bench.common import fresh_database, machine  # noqa: E402
 from bench.import_customers import run_imports, write_csv  # noqa: E402
 from domain.customer_queries import CustomerFilter  # noqa: E402
 from sql import json_read as j  # noqa: E402
-from sql import migrate  # noqa: E402
 from sql.customer_list import customer_count_statement  # noqa: E402
 from sql.database import connect  # noqa: E402
-from sql.embedded import replace_database, start_embedded_server  # noqa: E402
 from sql.queries import query  # noqa: E402
 
 DB = "cdm_bench_counts"
@@ -60,23 +57,6 @@ SCAN_PRODUCTS = (
     "SELECT count(*) FROM products WHERE ($1::text IS NULL OR category = $1)"
     " AND ($2::text IS NULL OR lower(name) LIKE $2 OR lower(sku) LIKE $2)"
 )
-
-
-async def fresh_database(name: str) -> str:
-    server = os.environ.get("CDM_BENCH_DATABASE_URL") or start_embedded_server(
-        ROOT / "bench" / "out" / "data"
-    )
-    admin = await connect(server)
-    await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    await admin.execute(f"CREATE DATABASE {name}")
-    await admin.close()
-    url = replace_database(server, name)
-    conn = await connect(url)
-    try:
-        await migrate.migrate(conn)
-    finally:
-        await conn.close()
-    return url
 
 
 async def timed(fn: Callable[[], Awaitable[object]]) -> float:

@@ -101,8 +101,7 @@ def outlook(hazard: lgb.Booster, rate: lgb.Booster, x: np.ndarray, horizon_days:
     """P(no order), P(order within 30 days), expected orders and capped wait within h."""
     steps = math.ceil(horizon_days / STEP)
     survival = np.ones(len(x))
-    p_none, count, wait = None, np.zeros(len(x)), np.zeros(len(x))
-    p30 = None
+    count, wait, p30 = np.zeros(len(x)), np.zeros(len(x)), np.zeros(len(x))
     for k in range(steps):
         share = min(1.0, horizon_days / STEP - k)  # the last step may be partial
         rows = np.column_stack([x, np.full(len(x), k)])
@@ -114,8 +113,7 @@ def outlook(hazard: lgb.Booster, rate: lgb.Booster, x: np.ndarray, horizon_days:
         wait += survival * STEP * (1 - stay) / -np.log1p(-h)
         count += share * rate.predict(rows)
         survival = survival * stay
-    p_none = survival
-    return {"p_none": p_none, "p30": p30, "count": count, "wait": np.minimum(wait, horizon_days)}
+    return {"p_none": survival, "p30": p30, "count": count, "wait": np.minimum(wait, horizon_days)}
 
 
 async def main() -> None:

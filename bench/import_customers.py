@@ -23,28 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sql import migrate  # noqa: E402
+from bench.common import fresh_database  # noqa: E402
 from sql.database import connect  # noqa: E402
-from sql.embedded import replace_database, start_embedded_server  # noqa: E402
 
 DB = "cdm_bench_customers"
-
-
-async def fresh_database() -> str:
-    server = os.environ.get("CDM_BENCH_DATABASE_URL") or start_embedded_server(
-        ROOT / "bench" / "out" / "data"
-    )
-    admin = await connect(server)
-    await admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-    await admin.execute(f"CREATE DATABASE {DB}")
-    await admin.close()
-    url = replace_database(server, DB)
-    conn = await connect(url)
-    try:
-        await migrate.migrate(conn)
-    finally:
-        await conn.close()
-    return url
 
 
 async def customers_in(url: str) -> int:
@@ -92,7 +74,7 @@ def main() -> None:
     path = out / f"customers_{args.customers}.csv"
     write_csv(path, args.customers)
     for copies in (1, 2):
-        url = asyncio.run(fresh_database())
+        url = asyncio.run(fresh_database(DB))
         seconds = run_imports(path, url, copies, args.writers)
         left = asyncio.run(customers_in(url))
         print(

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ROOT, machine
+from common import ROOT, fresh_database, machine
 from datasets import cdnow, write_purchases_csv
 
 from ml.training import baselines
@@ -51,31 +51,11 @@ from ml.training.metrics import (
     expected_calibration_error,
 )
 from ml.training.plan import parse_duration
-from sql import migrate
 from sql.database import connect
-from sql.embedded import ensure_database, start_embedded_server
 
 OUT = ROOT / "bench" / "out"
 DATABASE = "cdm_bench_cdnow"
 CDNOW_LINES = 69_659
-
-
-async def fresh_database() -> str:
-    """A new, migrated database for the log (dropped and made again on every run), on the
-    CDM_BENCH_DATABASE_URL server or the embedded one."""
-    maintenance = os.environ.get("CDM_BENCH_DATABASE_URL") or start_embedded_server(OUT / "data")
-    admin = await connect(maintenance)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-    finally:
-        await admin.close()
-    url = await ensure_database(maintenance, DATABASE)
-    conn = await connect(url)
-    try:
-        await migrate.migrate(conn)
-    finally:
-        await conn.close()
-    return url
 
 
 def cdm(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -226,7 +206,7 @@ async def main() -> None:
     work.mkdir(parents=True)
     purchases = cdnow(OUT / "cache")
     assert len(purchases) == CDNOW_LINES, len(purchases)
-    url = await fresh_database()
+    url = await fresh_database(DATABASE)
     log = write_purchases_csv(purchases, work / "cdnow_purchases.csv")
     env = {"CDM_DATABASE_URL": url, "CDM_DATA_DIR": str(work / "import")}
     imported = cdm(env, "import", "purchases", str(log), "--source", "cdnow",

@@ -218,6 +218,19 @@ def time_scale(age: np.ndarray) -> float:
     return 1.0 / longest if longest > 0 else 1.0
 
 
+def scaled_sample(
+    x: np.ndarray, t_x: np.ndarray, age: np.ndarray, *, max_rows: int, seed: int
+) -> tuple[Histories, float, float]:
+    """What a customer-base fit starts from: a seeded sample of the histories in the fit's
+    time unit, that unit's factor (:func:`time_scale`), and the repeat purchases per unit of
+    age over everyone (where the rate parameters' starting points are put)."""
+    histories = Histories.of(x, t_x, age, max_rows=max_rows, seed=seed)
+    scale = time_scale(histories.age)
+    scaled = histories.scaled(scale)
+    rate = max(float(scaled.x.sum() / max(scaled.age.sum(), 1e-12)), 1e-3)
+    return scaled, scale, rate
+
+
 @dataclass(frozen=True)
 class BgNbd:
     """Fitted BG/NBD parameters (time unit: days)."""
@@ -246,11 +259,7 @@ class BgNbd:
 
         Always returns the best parameters found; use them only if ``report.converged``.
         """
-        histories = Histories.of(x, t_x, age, max_rows=max_rows, seed=seed)
-        scale = time_scale(histories.age)
-        scaled = histories.scaled(scale)
-        # Rate start: repeat purchases per unit of age, over everyone.
-        rate = max(float(scaled.x.sum() / max(scaled.age.sum(), 1e-12)), 1e-3)
+        scaled, scale, rate = scaled_sample(x, t_x, age, max_rows=max_rows, seed=seed)
         starts = [
             np.log([1.0, 1.0 / rate, 1.0, 1.0]),
             np.log([0.25, 0.25 / rate, 0.8, 2.5]),

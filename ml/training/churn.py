@@ -15,7 +15,7 @@ import numpy as np
 from ml import calibration
 from ml.features import FEATURES, feature_definition_hash
 from ml.training import boosting, plots
-from ml.training.baselines import RecencyTable, customer_base_predictions
+from ml.training.baselines import BaselineFit, RecencyTable, customer_base_predictions
 from ml.training.datasets import PurchaseSnapshot, feature_column
 from ml.training.metrics import binary_metrics, calibrated_metrics
 from ml.training.outcome import TrainedTask
@@ -24,7 +24,11 @@ PARAMS: dict[str, object] = {"objective": "binary", "metric": "binary_logloss"}
 
 
 def train(
-    training: list[PurchaseSnapshot], evaluation: PurchaseSnapshot, *, seed: int
+    training: list[PurchaseSnapshot],
+    evaluation: PurchaseSnapshot,
+    *,
+    seed: int,
+    customer_base: dict[str, BaselineFit] | None = None,
 ) -> TrainedTask:
     """Fit the churn classifier on the training cutoffs, compare and calibrate it on the
     evaluation one, refit it on all of them."""
@@ -50,7 +54,8 @@ def train(
         ),
         np.concatenate([s.churned for s in training]),
     )
-    customer_base = customer_base_predictions(x, evaluation.horizon_days)
+    if customer_base is None:  # fitted once per run by the pipeline, which shares it
+        customer_base = customer_base_predictions(x, evaluation.horizon_days)
     probabilities = {
         "lightgbm": calibrated.cross_fitted,
         "rfm_recency": recency.predict(feature_column(x, "days_since_last_purchase")),

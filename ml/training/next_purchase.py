@@ -27,7 +27,12 @@ import numpy as np
 from ml import calibration
 from ml.features import FEATURES, feature_definition_hash
 from ml.training import boosting, plots
-from ml.training.baselines import customer_base_predictions, order_rate, rate_predictions
+from ml.training.baselines import (
+    BaselineFit,
+    customer_base_predictions,
+    order_rate,
+    rate_predictions,
+)
 from ml.training.datasets import PurchaseSnapshot
 from ml.training.metrics import (
     binary_metrics,
@@ -55,7 +60,11 @@ def labels(snapshot: PurchaseSnapshot, head: str) -> np.ndarray:
 
 
 def train(
-    training: list[PurchaseSnapshot], evaluation: PurchaseSnapshot, *, seed: int
+    training: list[PurchaseSnapshot],
+    evaluation: PurchaseSnapshot,
+    *,
+    seed: int,
+    customer_base: dict[str, BaselineFit] | None = None,
 ) -> TrainedTask:
     """Fit the three heads on the training cutoffs, compare them (and calibrate ``p30``) on
     the evaluation one, refit them on all of them."""
@@ -91,7 +100,8 @@ def train(
         },
         "rate": rate_predictions(order_rate(x), horizon),
     }
-    customer_base = customer_base_predictions(x, horizon)
+    if customer_base is None:  # fitted once per run by the pipeline, which shares it
+        customer_base = customer_base_predictions(x, horizon)
     predictions.update({name: fit for name, fit in customer_base.items() if fit.converged})
 
     def metrics(p: dict[str, np.ndarray], raw: np.ndarray | None = None) -> dict[str, float]:

@@ -26,7 +26,7 @@ from ml.training.bgnbd import (
     FitReport,
     Histories,
     fit_log_params,
-    time_scale,
+    scaled_sample,
     unusable,
     usable_parameters,
     valid,
@@ -72,10 +72,7 @@ class ParetoNbd:
 
         Always returns the best parameters found; use them only if ``report.converged``.
         """
-        histories = Histories.of(x, t_x, age, max_rows=max_rows, seed=seed)
-        scale = time_scale(histories.age)
-        scaled = histories.scaled(scale)
-        rate = max(float(scaled.x.sum() / max(scaled.age.sum(), 1e-12)), 1e-3)
+        scaled, scale, rate = scaled_sample(x, t_x, age, max_rows=max_rows, seed=seed)
         starts = [
             np.log([1.0, 1.0 / rate, 1.0, 1.0]),
             np.log([0.5, 0.5 / rate, 0.5, 0.3]),

@@ -15,6 +15,7 @@ import numpy as np
 
 from ml.recommendations import load_catalogue
 from ml.training import churn, next_purchase, upsell
+from ml.training.baselines import customer_base_predictions
 from ml.training.datasets import PurchaseSnapshot, purchase_snapshot
 from ml.training.errors import InsufficientData
 from ml.training.outcome import TrainedTask
@@ -188,10 +189,15 @@ async def _train_purchase_models(
         "evaluation": evaluation.describe(),
     }
     results = {}
+    say("training the BG/NBD and Pareto/NBD baselines")
+    # Both tasks compare with them on the same rows: fitted once.
+    customer_base = customer_base_predictions(evaluation.features.matrix, plan.horizon_days)
     for task, module in (("churn", churn), ("next_purchase", next_purchase)):
         if task in tasks:
             say(f"training {task}")
-            trained = module.train(training, evaluation, seed=plan.seed)
+            trained = module.train(
+                training, evaluation, seed=plan.seed, customer_base=customer_base
+            )
             trained.data = data
             results[task] = trained
     return plan, results

@@ -66,3 +66,24 @@ def simulate_pareto(
     first = rng.exponential(1 / rate)
     wait = np.where(first < remaining, first, horizon)
     return Simulated(x.astype(float), t_x, age, future.astype(float), wait)
+
+
+def assert_predictions_in_range_and_monotone(model, inputs) -> None:
+    """BG/NBD or Pareto/NBD predictions over growing windows: valid ranges, P(none) down,
+    expected orders and the capped wait up."""
+    x, _, age = inputs
+    days = [7.0, 30.0, 90.0, 365.0]
+    none = [model.p_no_purchase(*inputs, d) for d in days]
+    expected = [model.expected_purchases(*inputs, d) for d in days]
+    wait = [model.expected_wait(*inputs, d) for d in days]
+    for d, p, e, w in zip(days, none, expected, wait, strict=True):
+        assert ((p >= 0) & (p <= 1)).all()
+        # Never more than an alive customer at their posterior mean rate would buy.
+        assert ((e >= 0) & (e <= (model.r + x) * d / (model.alpha + age) + 1e-12)).all()
+        assert ((w >= 0) & (w <= d)).all()
+    for i in range(len(days) - 1):
+        assert (none[i + 1] <= none[i] + 1e-12).all()
+        assert (expected[i + 1] >= expected[i] - 1e-12).all()
+        assert (wait[i + 1] >= wait[i] - 1e-9).all()
+    alive = model.p_alive(*inputs)
+    assert ((alive >= 0) & (alive <= 1)).all()

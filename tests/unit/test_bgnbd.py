@@ -18,7 +18,10 @@ from ml.training.bgnbd import (
     beta_quadrature,
     history_inputs,
 )
-from tests.unit.customer_base_simulation import simulate_bgnbd
+from tests.unit.customer_base_simulation import (
+    assert_predictions_in_range_and_monotone,
+    simulate_bgnbd,
+)
 
 TRUE = BgNbd(r=0.5, alpha=30.0, a=1.5, b=4.0)
 HORIZON = 90.0
@@ -62,23 +65,7 @@ def test_predictions_match_the_simulated_future(simulated, fit):
 
 
 def test_predictions_stay_in_range_and_move_the_right_way_with_time(simulated):
-    inputs = simulated.inputs
-    x, _, age = inputs
-    days = [7.0, 30.0, 90.0, 365.0]
-    none = [TRUE.p_no_purchase(*inputs, d) for d in days]
-    expected = [TRUE.expected_purchases(*inputs, d) for d in days]
-    wait = [TRUE.expected_wait(*inputs, d) for d in days]
-    for d, p, e, w in zip(days, none, expected, wait, strict=True):
-        assert ((p >= 0) & (p <= 1)).all()
-        # Never more than an alive customer at their posterior mean rate would buy.
-        assert ((e >= 0) & (e <= (TRUE.r + x) * d / (TRUE.alpha + age) + 1e-12)).all()
-        assert ((w >= 0) & (w <= d)).all()
-    for i in range(len(days) - 1):
-        assert (none[i + 1] <= none[i] + 1e-12).all()
-        assert (expected[i + 1] >= expected[i] - 1e-12).all()
-        assert (wait[i + 1] >= wait[i] - 1e-9).all()
-    alive = TRUE.p_alive(*inputs)
-    assert ((alive >= 0) & (alive <= 1)).all()
+    assert_predictions_in_range_and_monotone(TRUE, simulated.inputs)
 
 
 def test_no_repeat_purchase_means_alive_and_capped_wait_is_within_the_horizon():

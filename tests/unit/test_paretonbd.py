@@ -15,7 +15,10 @@ from scipy.special import gammaln
 from bench.datasets import cdnow_summary
 from ml.training.bgnbd import BOUNDS
 from ml.training.paretonbd import ParetoNbd, _log_tail
-from tests.unit.customer_base_simulation import simulate_pareto
+from tests.unit.customer_base_simulation import (
+    assert_predictions_in_range_and_monotone,
+    simulate_pareto,
+)
 
 TRUE = ParetoNbd(r=0.5, alpha=30.0, s=0.7, beta=200.0)
 HORIZON = 90.0
@@ -162,22 +165,7 @@ def test_predictions_match_the_simulated_future(simulated, fit):
 
 
 def test_predictions_stay_in_range_and_move_the_right_way_with_time(simulated):
-    inputs = simulated.inputs
-    x, _, age = inputs
-    days = [7.0, 30.0, 90.0, 365.0]
-    none = [TRUE.p_no_purchase(*inputs, d) for d in days]
-    expected = [TRUE.expected_purchases(*inputs, d) for d in days]
-    wait = [TRUE.expected_wait(*inputs, d) for d in days]
-    for d, p, e, w in zip(days, none, expected, wait, strict=True):
-        assert ((p >= 0) & (p <= 1)).all()
-        assert ((e >= 0) & (e <= (TRUE.r + x) * d / (TRUE.alpha + age) + 1e-12)).all()
-        assert ((w >= 0) & (w <= d)).all()
-    for i in range(len(days) - 1):
-        assert (none[i + 1] <= none[i] + 1e-12).all()
-        assert (expected[i + 1] >= expected[i] - 1e-12).all()
-        assert (wait[i + 1] >= wait[i] - 1e-9).all()
-    alive = TRUE.p_alive(*inputs)
-    assert ((alive >= 0) & (alive <= 1)).all()
+    assert_predictions_in_range_and_monotone(TRUE, simulated.inputs)
 
 
 def test_predictions_stay_finite_at_the_corners_of_the_parameter_box(simulated):
