@@ -305,6 +305,7 @@ class ModelRegistry:
             "heads": json.dumps(uris),
             "evaluated_heads": json.dumps(evaluated),
             "horizon_days": repr(float(trained.horizon_days)),
+            **trained.tags,
         }
         for head, fitted in trained.calibrations.items():
             tags[f"calibration.{head}"] = fitted.to_json()
@@ -337,8 +338,8 @@ class ModelRegistry:
         elif champion_metric is None:
             promoted = True
             reason = (
-                f"champion v{champion.version} was built on another feature definition and "
-                "cannot be compared on this evaluation; the new version replaces it"
+                f"champion v{champion.version} was built on another feature definition or "
+                "method and cannot be compared on this evaluation; the new version replaces it"
             )
         elif trained.better(mine, champion_metric):
             promoted = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
@@ -40,6 +41,12 @@ class TaskChoice(StrEnum):
         if self is TaskChoice.ALL:
             return ["churn", "next_purchase", "upsell"]
         return [self.value.replace("-", "_")]
+
+
+class Method(StrEnum):
+    auto = "auto"
+    direct = "direct"
+    hazard = "hazard"
 
 
 class ModelTask(StrEnum):
@@ -85,6 +92,14 @@ def train(
         int, typer.Option(min=100, help="Customers sampled per cutoff (bounds time and memory).")
     ] = 100_000,
     seed: Annotated[int, typer.Option(min=0, help="Random seed: same seed, same models.")] = 42,
+    method: Annotated[
+        Method,
+        typer.Option(
+            help="How churn and next purchase learn the horizon: direct (a whole horizon of "
+            "outcomes per cutoff), hazard (30-day steps: any horizon from a short history) "
+            "or auto (direct where the history allows, else hazard)."
+        ),
+    ] = Method.auto,
 ) -> None:
     """Train, evaluate against baselines on a later cutoff, log to MLflow, gate the champion."""
     settings = settings_from_env()
@@ -97,6 +112,7 @@ def train(
             step=_duration(step),
             max_customers=max_customers,
             seed=seed,
+            method=method.value,
         )
     except (ValueError, typer.BadParameter) as exc:
         fail(str(exc), 2)
@@ -121,7 +137,15 @@ def train(
     outcome = run(go)
     for note in outcome.notes:
         console.print(f"[yellow]{note}")
-    if outcome.plan != plan:
+    if outcome.plan.method == "hazard" and outcome.trained:
+        data = outcome.trained[0].data
+        monthly = [str(c)[:10] for c in data["monthly_cutoffs"]]  # type: ignore[union-attr]
+        console.print(
+            f"Hazard form (30-day steps): monthly cutoffs {monthly[0]} .. {monthly[-1]} "
+            f"({len(monthly)}), judged on the {data['evaluation_days']:g} days before as-of, "
+            f"served for {plan.horizon_days:g} days"
+        )
+    elif outcome.plan != replace(plan, method=outcome.plan.method):
         used = outcome.plan
         console.print(
             f"Trained on cutoffs {', '.join(f'{c:%Y-%m-%d}' for c in used.cutoffs)}, "

@@ -24,14 +24,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ml.survival import HAZARD, STEP_FEATURE
+
 if TYPE_CHECKING:
     import lightgbm as lgb
 
-# The heads the scorer calls, per task (ml/serving/scoring.py).
+# The heads the scorer calls, per task (ml/serving/scoring.py); versions trained in the
+# hazard form (ml/survival.py, tag ``method``) answer churn and next purchase with others.
 HEADS: dict[str, tuple[str, ...]] = {
     "churn": ("churn",),
     "next_purchase": ("p30", "count", "days"),
     "upsell": ("ranker",),
+}
+HAZARD_HEADS: dict[str, tuple[str, ...]] = {
+    "churn": ("hazard",),
+    "next_purchase": ("hazard", "rate"),
 }
 # Bump when :func:`verify` checks something new: versions that passed before are checked again.
 _CHECKS = 2
@@ -40,7 +47,7 @@ _CHECKS = 2
 _TOLERANCE = 1e-9
 
 
-def expected_inputs(task: str) -> tuple[str, ...]:
+def expected_inputs(task: str, method: str = "direct") -> tuple[str, ...]:
     """The input columns this service computes for ``task``'s model, in order."""
     if task == "upsell":
         from ml.recommendations import CANDIDATE_FEATURES
@@ -48,12 +55,26 @@ def expected_inputs(task: str) -> tuple[str, ...]:
         return CANDIDATE_FEATURES
     from ml.features import FEATURES
 
+    if method == HAZARD:
+        return (*FEATURES, STEP_FEATURE)
     return FEATURES
 
 
-def expectation_key(task: str) -> str:
+def expected_heads(task: str, method: str = "direct") -> tuple[str, ...]:
+    """The heads scoring calls on a version of ``task`` trained by ``method``."""
+    return HAZARD_HEADS[task] if method == HAZARD and task in HAZARD_HEADS else HEADS[task]
+
+
+def expectation_key(task: str, method: str = "direct") -> str:
     """What a version was checked against: a passed check counts only while this is unchanged."""
-    described = {"task": task, "inputs": expected_inputs(task), "heads": HEADS[task], "v": _CHECKS}
+    described = {
+        "task": task,
+        "inputs": expected_inputs(task, method),
+        "heads": expected_heads(task, method),
+        "v": _CHECKS,
+    }
+    if method != "direct":  # keeps the keys of direct versions that passed before
+        described["method"] = method
     return hashlib.sha256(json.dumps(described).encode()).hexdigest()
 
 
@@ -64,9 +85,12 @@ def verify(task: str, boosters: Mapping[str, lgb.Booster], tags: Mapping[str, st
 
     from ml.features import feature_list_hash
 
-    inputs = expected_inputs(task)
+    method = tags.get("method", "direct")
+    if method not in ("direct", HAZARD) or (method == HAZARD and task not in HAZARD_HEADS):
+        return f"it was trained by the method {method!r}, which this service cannot serve"
+    inputs = expected_inputs(task, method)
     retrain = f"retrain it with `cdm train {task.replace('_', '-')}`"
-    missing = [head for head in HEADS[task] if head not in boosters]
+    missing = [head for head in expected_heads(task, method) if head not in boosters]
     if missing:
         return f"it has no {', '.join(missing)} head, which scoring needs"
     recorded = tags.get("feature_list_hash")

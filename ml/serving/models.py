@@ -61,6 +61,8 @@ from ml.serving.heads import Head, file_digest, load_head
 if TYPE_CHECKING:
     import numpy as np
 
+    from ml.survival import Outlook
+
 _log = logging.getLogger("cdm.models")
 
 TASKS: tuple[str, ...] = ("churn", "next_purchase", "upsell")
@@ -109,6 +111,25 @@ class ServedModel:
     def horizon_days(self) -> float:
         """The label window the version was trained on (90 days before it was recorded)."""
         return float(self.tags.get("horizon_days", DEFAULT_HORIZON_DAYS))
+
+    @property
+    def method(self) -> str:
+        """How the version learnt its horizon: ``direct`` or ``hazard`` (:mod:`ml.survival`)."""
+        return self.tags.get("method", "direct")
+
+    def outlook(self, x: np.ndarray) -> Outlook:
+        """A hazard-form version's outlook over its horizon for rows of features ``x``."""
+        from ml.survival import outlook
+
+        hazard = self.heads["hazard"]
+        rate = self.heads.get("rate")
+        return outlook(
+            lambda rows: self.calibrated("hazard", hazard.predict(rows)),
+            x,
+            self.horizon_days,
+            steps_seen=int(self.tags["steps_seen"]),
+            rate=rate.predict if rate is not None else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -458,7 +479,7 @@ class ModelStore:
             )
         # These very files passed the checks of this code before (same checksums, same key).
         passed = directory / ".canary-passed"
-        key = expectation_key(task)
+        key = expectation_key(task, tags.get("method", "direct"))
         if not (passed.is_file() and passed.read_text() == key):
             probe = subprocess.run(  # noqa: S603 (our own module, our own interpreter)
                 [sys.executable, "-m", "ml.serving.canary", str(directory)],

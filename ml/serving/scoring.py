@@ -39,6 +39,7 @@ from domain.predictions import (
 )
 from ml.features import FEATURE_DESCRIPTIONS, FEATURES, FeatureFrame, compute_features
 from ml.serving.models import ModelStore, ServedModel
+from ml.survival import HAZARD
 from sql.matrix import fetch_matrix
 from sql.repositories import all_products
 
@@ -99,7 +100,7 @@ class Scorer:
 
         def predict() -> tuple[np.ndarray, np.ndarray | None]:
             x = frame.matrix
-            contributions = model.heads["churn"].contributions(x) if explain else None
+            contributions = churn_contributions(model, x) if explain else None
             return churn_probabilities(model, x), contributions
 
         probabilities, raw = await asyncio.to_thread(predict)
@@ -197,7 +198,27 @@ class Scorer:
 
 def churn_probabilities(model: ServedModel, x: np.ndarray) -> np.ndarray:
     """Churn probability per row of ``x``, calibrated (online and batch scoring share this)."""
+    if model.method == HAZARD:
+        return model.outlook(x).p_none
     return model.calibrated("churn", model.heads["churn"].predict(x))
+
+
+def churn_contributions(model: ServedModel, x: np.ndarray) -> np.ndarray:
+    """Per row of ``x``: each feature's SHAP contribution to the churn log-odds, then the
+    base value (LightGBM's layout).
+
+    A hazard-form version explains its first step: the contributions to the log-odds of *no*
+    order within the next 30 days, which is the hazard's negated (the step index, the same
+    for every customer, is folded into the base value)."""
+    if model.method != HAZARD:
+        return model.heads["churn"].contributions(x)
+    import numpy as np
+
+    from ml.survival import with_step
+
+    raw = -model.heads["hazard"].contributions(with_step(x, 0))
+    raw[:, -1] += raw[:, -2]  # the step column, constant here, joins the base value
+    return np.delete(raw, -2, axis=1)
 
 
 def next_purchase_arrays(
@@ -207,6 +228,9 @@ def next_purchase_arrays(
     model's horizon) per row of ``x``."""
     import numpy as np
 
+    if model.method == HAZARD:
+        seen = model.outlook(x)
+        return seen.p30, seen.count, seen.wait
     return (
         model.calibrated("p30", model.heads["p30"].predict(x)),
         model.heads["count"].predict(x),

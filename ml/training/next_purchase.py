@@ -20,6 +20,7 @@ rounds on all the cutoffs, the evaluation one included (:func:`ml.training.boost
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import lightgbm as lgb
 import numpy as np
@@ -57,6 +58,34 @@ def labels(snapshot: PurchaseSnapshot, head: str) -> np.ndarray:
     if head == "count":
         return snapshot.orders
     return snapshot.restricted_days
+
+
+def purchase_metrics(
+    evaluation: PurchaseSnapshot, p: Mapping[str, np.ndarray], raw_p30: np.ndarray | None = None
+) -> dict[str, float]:
+    """A model's next-purchase metrics on ``evaluation``, from its ``p30``, ``count`` and
+    ``wait`` predictions (with ``raw_p30``, the 30-day metrics before calibration too)."""
+    bought_30d = evaluation.purchased_within(WINDOW_DAYS)
+    if raw_p30 is None:
+        p30 = binary_metrics(bought_30d, p["p30"])
+    else:
+        p30 = calibrated_metrics(bought_30d, raw_p30, p["p30"])
+    count = count_metrics(evaluation.orders, p["count"])
+    return {
+        "p30_roc_auc": p30["roc_auc"],
+        "p30_pr_auc": p30["pr_auc"],
+        "p30_brier": p30["brier"],
+        "p30_ece": p30["ece"],
+        **{f"p30_{k}": p30[k] for k in ("brier_uncalibrated", "ece_uncalibrated") if k in p30},
+        "count_mae": count["mae"],
+        "count_rmse": count["rmse"],
+        "count_bias": count["bias"],
+        "count_total_error": count["total_error"],
+        "days_c_index": concordance_index(
+            evaluation.restricted_days, evaluation.observed, p["wait"]
+        ),
+        "days_mae": float(np.mean(np.abs(p["wait"] - evaluation.restricted_days))),
+    }
 
 
 def train(
@@ -104,34 +133,13 @@ def train(
         customer_base = customer_base_predictions(x, horizon)
     predictions.update({name: fit for name, fit in customer_base.items() if fit.converged})
 
-    def metrics(p: dict[str, np.ndarray], raw: np.ndarray | None = None) -> dict[str, float]:
-        if raw is None:
-            p30 = binary_metrics(bought_30d, p["p30"])
-        else:
-            p30 = calibrated_metrics(bought_30d, raw, p["p30"])
-        count = count_metrics(evaluation.orders, p["count"])
-        return {
-            "p30_roc_auc": p30["roc_auc"],
-            "p30_pr_auc": p30["pr_auc"],
-            "p30_brier": p30["brier"],
-            "p30_ece": p30["ece"],
-            **{f"p30_{k}": p30[k] for k in ("brier_uncalibrated", "ece_uncalibrated") if k in p30},
-            "count_mae": count["mae"],
-            "count_rmse": count["rmse"],
-            "count_bias": count["bias"],
-            "count_total_error": count["total_error"],
-            "days_c_index": concordance_index(
-                evaluation.restricted_days, evaluation.observed, p["wait"]
-            ),
-            "days_mae": float(np.mean(np.abs(p["wait"] - evaluation.restricted_days))),
-        }
-
     def score(other: lgb.Booster) -> float:
         return binary_metrics(bought_30d, other.predict(x))["roc_auc"]
 
     p30 = {name: p["p30"] for name, p in predictions.items()}
     comparison = {
-        name: metrics(p, raw_p30 if name == "lightgbm" else None) for name, p in predictions.items()
+        name: purchase_metrics(evaluation, p, raw_p30 if name == "lightgbm" else None)
+        for name, p in predictions.items()
     }
     for name, fit in customer_base.items():
         if not fit.converged:  # a row of NaN: shown as "-", never a number

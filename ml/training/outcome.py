@@ -42,6 +42,8 @@ class TrainedTask:
     # Per baseline whose fit did not converge: why (its comparison row is all NaN).
     baseline_status: dict[str, str] = field(default_factory=dict)
     params: dict[str, object] = field(default_factory=dict)
+    # Version tags serving reads besides the boosters (the hazard form's method and steps).
+    tags: dict[str, str] = field(default_factory=dict)
     figures: dict[str, Figure] = field(default_factory=dict)
     # Per head: the 0th..100th percentiles of its served predictions over the evaluation
     # customers, so serving can tell a customer where their score stands in the customer base.

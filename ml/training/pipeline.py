@@ -8,13 +8,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import numpy as np
 
 from ml.recommendations import load_catalogue
-from ml.training import churn, next_purchase, upsell
+from ml.survival import HAZARD, STEP_DAYS
+from ml.training import churn, hazard, next_purchase, upsell
 from ml.training.baselines import customer_base_predictions
 from ml.training.datasets import PurchaseSnapshot, purchase_snapshot
 from ml.training.errors import InsufficientData
@@ -26,6 +27,7 @@ TASKS: tuple[str, ...] = ("churn", "next_purchase", "upsell")
 MIN_CUSTOMERS = 50  # per cutoff: fewer cannot support a model or a meaningful metric
 
 Progress = Callable[[str], None]
+_STEP = timedelta(days=STEP_DAYS)
 
 
 @dataclass
@@ -39,9 +41,20 @@ class TrainingRun:
     notes: list[str] = field(default_factory=list)  # how the plan was adapted to the data
 
 
-async def check_history(conn: asyncpg.Connection, plan: TrainingPlan) -> TrainingPlan:
-    """The plan with only the training cutoffs the purchase history reaches back to (the
-    newest ones), or :class:`InsufficientData` when it cannot support even one."""
+@dataclass(frozen=True)
+class History:
+    """What the purchase history allows: the plan (its method decided, its training cutoffs
+    those the history reaches) and when enough customers had bought to learn from."""
+
+    plan: TrainingPlan
+    ready: datetime
+
+
+async def check_history(conn: asyncpg.Connection, plan: TrainingPlan) -> History:
+    """The plan as the purchase history supports it, or :class:`InsufficientData` saying why
+    it cannot. With method ``auto``, a history too short for a whole horizon before the
+    evaluation one is learnt in the hazard form; with ``direct`` it is refused, naming the
+    longest horizon that would train."""
     now = datetime.now(UTC)
     if plan.as_of > now:
         raise InsufficientData(
@@ -57,7 +70,11 @@ async def check_history(conn: asyncpg.Connection, plan: TrainingPlan) -> Trainin
             f"fewer than {MIN_CUSTOMERS} customers have bought anything (that may be "
             "profiled): too few to learn from"
         )
+    if plan.method == HAZARD:
+        return History(plan, ready)
     reached = sum(1 for cutoff in plan.cutoffs if cutoff > ready)
+    if reached == 0 and plan.method == "auto" and last >= plan.as_of - 2 * _STEP:
+        return History(replace(plan, method=HAZARD), ready)
     if reached == 0:
         # The newest training cutoff, as-of - 2 x horizon, must come after `ready`.
         longest = math.ceil((plan.as_of - ready).total_seconds() / 86400 / 2) - 1
@@ -70,7 +87,7 @@ async def check_history(conn: asyncpg.Connection, plan: TrainingPlan) -> Trainin
             f"purchase history starts on {first:%Y-%m-%d} and {MIN_CUSTOMERS} customers had "
             f"bought by {ready:%Y-%m-%d}, but the newest training cutoff is "
             f"{plan.cutoffs[-1]:%Y-%m-%d} (as-of - 2 x horizon) and it needs them before it; "
-            f"choose a later --as-of or a shorter --horizon ({supported})"
+            f"choose a later --as-of or a shorter --horizon ({supported}), or --method hazard"
         )
     if last < plan.evaluation_cutoff:
         raise InsufficientData(
@@ -78,7 +95,7 @@ async def check_history(conn: asyncpg.Connection, plan: TrainingPlan) -> Trainin
             f"[{plan.evaluation_cutoff:%Y-%m-%d}, {plan.as_of:%Y-%m-%d}) starts: nothing "
             "there to evaluate on; choose an --as-of closer to the data"
         )
-    return replace(plan, training_cutoffs=reached)
+    return History(replace(plan, training_cutoffs=reached, method="direct"), ready)
 
 
 def _snapshot_problem(snapshot: PurchaseSnapshot) -> str | None:
@@ -119,9 +136,15 @@ async def train(
     unknown = sorted(set(tasks) - set(TASKS))
     if unknown:
         raise ValueError(f"unknown task(s) {', '.join(unknown)}; expected {', '.join(TASKS)}")
-    usable = await check_history(conn, plan)
+    history = await check_history(conn, plan)
+    usable = history.plan
     notes = []
-    if usable.training_cutoffs < plan.training_cutoffs:
+    if usable.method == HAZARD and plan.method == "auto":
+        notes.append(
+            f"the history holds no whole {plan.horizon_days:g}-day window before the "
+            "evaluation one: churn and next purchase learn 30-day steps (method hazard)"
+        )
+    if usable.method == "direct" and usable.training_cutoffs < plan.training_cutoffs:
         notes.append(
             f"the purchase history reaches back to {usable.training_cutoffs} of the "
             f"{plan.training_cutoffs} training cutoffs asked for; training on those"
@@ -131,12 +154,21 @@ async def train(
 
     if {"churn", "next_purchase"} & set(tasks):
         try:
-            usable, trained = await _train_purchase_models(conn, tasks, usable, notes, say)
-            results.update(trained)
+            if usable.method == HAZARD:
+                results.update(await _train_hazard_models(conn, tasks, history, notes, say))
+            else:
+                usable, trained = await _train_purchase_models(conn, tasks, usable, notes, say)
+                results.update(trained)
         except InsufficientData as exc:
             skipped.update({t: str(exc) for t in ("churn", "next_purchase") if t in tasks})
 
-    if "upsell" in tasks:
+    if "upsell" in tasks and usable.method == HAZARD:
+        skipped["upsell"] = (
+            "the recommendation ranker learns whole horizons only, and the history holds "
+            f"no whole {plan.horizon_days:g}-day window before the evaluation one; train it "
+            "with a shorter --horizon"
+        )
+    elif "upsell" in tasks:
         try:
             results["upsell"] = await _train_upsell(conn, usable, say)
         except InsufficientData as exc:
@@ -201,6 +233,26 @@ async def _train_purchase_models(
             trained.data = data
             results[task] = trained
     return plan, results
+
+
+async def _train_hazard_models(
+    conn: asyncpg.Connection,
+    tasks: Sequence[str],
+    history: History,
+    notes: list[str],
+    say: Progress,
+) -> dict[str, TrainedTask]:
+    """Churn and next purchase in the hazard form, from one shared fit."""
+    fit = await hazard.fit(conn, history.plan, history.ready, say, rates="next_purchase" in tasks)
+    notes.extend(fit.notes)
+    say("training the BG/NBD and Pareto/NBD baselines")
+    customer_base = hazard.customer_base(fit)
+    results = {}
+    if "churn" in tasks:
+        results["churn"] = hazard.churn_task(fit, customer_base)
+    if "next_purchase" in tasks:
+        results["next_purchase"] = hazard.next_purchase_task(fit, customer_base)
+    return results
 
 
 async def _train_upsell(conn: asyncpg.Connection, plan: TrainingPlan, say: Progress) -> TrainedTask:

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+METHODS = ("auto", "direct", "hazard")
 _DURATION = re.compile(r"^\s*(\d+)\s*([dw])\s*$", re.IGNORECASE)
 
 
@@ -37,6 +38,10 @@ class TrainingPlan:
     step: timedelta = timedelta(days=60)
     max_customers: int = 100_000  # sampled per cutoff: bounds time and memory at any size
     seed: int = 42
+    # How churn and next purchase learn the horizon: "direct" (one label window per cutoff),
+    # "hazard" (30-day steps, ml/survival.py: any horizon from a short history) or "auto"
+    # (direct where the history holds a whole horizon before the evaluation one, else hazard).
+    method: str = "auto"
 
     def __post_init__(self) -> None:
         if self.as_of.tzinfo is None or self.as_of.utcoffset() is None:
@@ -47,6 +52,8 @@ class TrainingPlan:
             raise ValueError("training cutoffs must be between 1 and 24")
         if self.max_customers < 100:
             raise ValueError("max customers per cutoff must be at least 100")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
 
     @property
     def evaluation_cutoff(self) -> datetime:
@@ -73,4 +80,5 @@ class TrainingPlan:
             "step_days": self.step.total_seconds() / 86400,
             "max_customers_per_cutoff": self.max_customers,
             "seed": self.seed,
+            "method": self.method,
         }

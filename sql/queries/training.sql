@@ -79,3 +79,17 @@ OFFSET $1::int - 1
 -- The first and the latest purchase on record (NULLs when there are none).
 SELECT min(first_purchase_at) AS first, max(last_purchase_at) AS last
   FROM customer_purchase_stats;
+
+-- name: orders_by_step
+-- Per customer of $4 who ordered in [$1, $2): orders (distinct purchase times, as
+-- purchase_outcomes counts them) in each step of $3 days after $1, step 0 first.
+SELECT p.customer_id,
+       floor(extract(epoch FROM p.purchased_at - $1::timestamptz) / 86400 / $3::float8)::float8
+         AS step,
+       count(DISTINCT p.purchased_at)::float8 AS orders
+  FROM purchases p
+ WHERE p.purchased_at >= $1::timestamptz
+   AND p.purchased_at < $2::timestamptz
+   AND p.customer_id = ANY ($4::bigint[])
+ GROUP BY 1, 2
+ ORDER BY 1, 2;
