@@ -25,6 +25,7 @@ from ml.training.plan import TrainingPlan
 from sql.database import connect
 from tests.cli.test_cli import cdm
 from tests.conftest import fresh_database
+from tests.ml.conftest import cli_env
 
 AS_OF = datetime(1997, 9, 30, tzinfo=UTC)
 HORIZON = timedelta(days=90)
@@ -138,7 +139,7 @@ async def test_a_39_week_question_on_nine_months_learns_monthly_steps(cdnow_url,
 
     # Served through the registry and the batch scorer like any version: the file's churn
     # column is what the hazard form answers.
-    env = {"CDM_DATABASE_URL": cdnow_url, "CDM_DATA_DIR": str(tmp_path)}
+    env = cli_env(cdnow_url, tmp_path)
     trained = cdm("train", "churn", "--as-of", "1997-09-30", "--horizon", "39w", env=env,
                   timeout=600)  # fmt: skip
     assert trained.returncode == 0, trained.stderr

@@ -37,15 +37,23 @@ def test_train_prints_the_comparison_and_registers_a_version(seeded_url, tmp_pat
 
 def test_training_errors_are_one_line(seeded_url, tmp_path):
     settings = cli_env(seeded_url, tmp_path)
-    # The seeded history starts in June 2022: no training cutoff has purchases before it...
+    # The seeded history starts in June 2022: no training cutoff has purchases before it,
+    # and not even two months of buyers to learn the hazard form from...
     assert_one_line_error(
-        cdm("train", "churn", "--as-of", "2022-10-01", env=settings), "purchase history starts"
+        cdm("train", "churn", "--as-of", "2022-10-01", env=settings),
+        "50 customers had bought by",
+        "at least 60 are needed (one step to learn from, one to judge on)",
     )
-    # ...or not enough buyers to learn from; it says the longest horizon that would do.
     assert_one_line_error(
-        cdm("train", "churn", "--as-of", "2023-01-01", env=settings),
+        cdm("train", "churn", "--as-of", "2022-10-01", "--method", "direct", env=settings),
+        "purchase history starts",
+    )
+    # ...or, asked for the direct form, it says the longest horizon that would do.
+    assert_one_line_error(
+        cdm("train", "churn", "--as-of", "2023-01-01", "--method", "direct", env=settings),
         "50 customers had bought by",
         "the longest this history supports as of 2023-01-01 is",
+        "or --method hazard",
     )
     bad_horizon = cdm("train", "churn", "--horizon", "9x", env=settings)
     assert_one_line_error(bad_horizon, "is not a duration like 90d")

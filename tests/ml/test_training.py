@@ -153,9 +153,14 @@ async def test_upsell_candidates_are_new_products_labelled_by_what_was_bought(db
 async def test_too_little_history_is_a_clear_error(seeded_url, plan):
     conn = await connect(seeded_url)
     try:
-        early = TrainingPlan(as_of=plan.as_of - timedelta(days=3 * 365 - 150))
+        early = plan.as_of - timedelta(days=3 * 365 - 150)
+        direct = TrainingPlan(as_of=early, method="direct")
         with pytest.raises(InsufficientData, match="purchase history starts on"):
-            await pipeline.train(conn, ["churn"], early)
+            await pipeline.train(conn, ["churn"], direct)
+        # The hazard form (what auto falls back to) needs one month to learn, one to judge.
+        earliest = TrainingPlan(as_of=plan.as_of - timedelta(days=3 * 365 - 40))
+        with pytest.raises(InsufficientData, match="one step to learn from, one to judge on"):
+            await pipeline.train(conn, ["churn"], earliest)
         future = TrainingPlan(as_of=plan.as_of + timedelta(days=10_000))
         with pytest.raises(InsufficientData, match="is in the future"):
             await pipeline.train(conn, ["churn"], future)
@@ -246,11 +251,19 @@ def test_probabilities_are_calibrated_on_the_held_out_cutoff(trained):
     assert churn["brier"] <= churn["brier_uncalibrated"] + 1e-12
     assert churn["ece"] < 0.06
     nxt = trained["next_purchase"]
-    assert set(nxt.calibrations) == {"p30"}
+    assert set(nxt.calibrations) == {"p30", "count"}
     assert (
         nxt.comparison["lightgbm"]["p30_brier"]
         <= nxt.comparison["lightgbm"]["p30_brier_uncalibrated"] + 1e-12
     )
+    # Expected counts are scaled to the held-out cutoff's orders: judged cross-fitted, the
+    # total lands within 5 % of what was ordered, and the error before is logged beside it.
+    scale = nxt.calibrations["count"]
+    assert scale.kind == "scale"
+    assert 0.2 <= scale.params[0] <= 5.0
+    counts = nxt.comparison["lightgbm"]
+    assert abs(counts["count_total_error"]) < 0.05, counts
+    assert "count_total_error_uncalibrated" in counts
     for task in ("churn", "next_purchase"):
         assert trained[task].horizon_days == 90.0
 
