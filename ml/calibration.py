@@ -9,6 +9,11 @@ curve on the log-odds) and isotonic regression. The one with the lowest cross-fi
 is fitted again on every held-out customer and served; none wins unless another is better, so a
 model that is already calibrated is left alone.
 
+Expected counts get one more map, ``scale``: a single factor that brings the booster's total
+on the held-out cutoff to the orders observed there (calibration in the large). A Poisson
+booster trained on earlier cutoffs carries their level; when ordering picks up or slows, the
+newest cutoff says by how much, and its total is what a planner sums.
+
 A map is a handful of numbers, stored beside the model version and applied with NumPy alone:
 serving needs neither scikit-learn nor SciPy for it. An isotonic map is kept as at most
 :data:`KNOTS` points and applied by linear interpolation between them, in training (for the
@@ -25,25 +30,30 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-KINDS = ("none", "platt", "isotonic")
+KINDS = ("none", "platt", "isotonic")  # maps of probabilities, competing in choose()
+SCALE = "scale"  # the map of expected counts
 KNOTS = 64
 _EPS = 1e-6
+_SCALE_BOUNDS = (0.2, 5.0)  # a cutoff that moves the level more says more about itself
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """A fitted map: ``none``, ``platt`` (``params`` = slope, intercept on the log-odds) or
-    ``isotonic`` (``params`` = knots' x values then their y values)."""
+    """A fitted map: ``none``, ``platt`` (``params`` = slope, intercept on the log-odds),
+    ``isotonic`` (``params`` = knots' x values then their y values) or, for counts, ``scale``
+    (``params`` = the factor)."""
 
     kind: str = "none"
     params: tuple[float, ...] = ()
 
     def apply(self, p: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities for raw probabilities ``p``."""
+        """Calibrated probabilities (or counts) for raw ones ``p``."""
         import numpy as np
 
         if self.kind == "none":
             return p
+        if self.kind == SCALE:
+            return p * self.params[0]
         if self.kind == "platt":
             slope, intercept = self.params
             return 1.0 / (1.0 + np.exp(-(slope * _logit(p) + intercept)))
@@ -60,7 +70,7 @@ class Calibration:
         if not text:
             return cls()
         raw = json.loads(text)
-        if raw.get("kind") not in KINDS:
+        if raw.get("kind") not in (*KINDS, SCALE):
             raise ValueError(f"unknown calibration {raw.get('kind')!r}")
         return cls(raw["kind"], tuple(float(v) for v in raw["params"]))
 
@@ -104,6 +114,33 @@ def choose(p: np.ndarray, y: np.ndarray, *, seed: int) -> CalibrationChoice:
         brier[kind] = float(np.mean((out - y) ** 2))
     best = min(KINDS, key=lambda k: (brier[k], KINDS.index(k)))  # ties: the simpler map
     return CalibrationChoice(fit(best, p, y), crossed[best], brier)
+
+
+def fit_scale(predicted: np.ndarray, observed: np.ndarray) -> Calibration:
+    """The factor that makes the total of ``predicted`` counts that of ``observed`` (bounded;
+    ``none`` when nothing was predicted or observed)."""
+    import numpy as np
+
+    expected, seen = float(np.sum(predicted)), float(np.sum(observed))
+    if expected <= 0 or seen <= 0:
+        return Calibration()
+    return Calibration(SCALE, (float(np.clip(seen / expected, *_SCALE_BOUNDS)),))
+
+
+def choose_scale(
+    predicted: np.ndarray, observed: np.ndarray, *, seed: int, groups: np.ndarray | None = None
+) -> tuple[Calibration, np.ndarray]:
+    """The scale fitted on every row, and each row's count under the scale fitted on the
+    other half (two folds, by ``groups`` when rows of one customer must stay together)."""
+    import numpy as np
+
+    keys = np.arange(len(predicted)) if groups is None else groups
+    unique, at = np.unique(keys, return_inverse=True)
+    fold = (np.random.default_rng(seed).permutation(len(unique)) % 2 == 0)[at]
+    crossed = np.empty(len(predicted))
+    for part in (fold, ~fold):
+        crossed[~part] = fit_scale(predicted[part], observed[part]).apply(predicted[~part])
+    return fit_scale(predicted, observed), crossed
 
 
 def _logit(p: np.ndarray) -> np.ndarray:

@@ -93,7 +93,7 @@ class ServedModel:
 
     @functools.cached_property
     def calibrations(self) -> dict[str, Calibration]:
-        """How each probability head's raw output becomes the probability served (versions
+        """How each head's raw output becomes the probability (or count) served (versions
         recorded before calibration existed serve their raw output)."""
         prefix = "calibration."
         return {
@@ -128,7 +128,7 @@ class ServedModel:
             x,
             self.horizon_days,
             steps_seen=int(self.tags["steps_seen"]),
-            rate=rate.predict if rate is not None else None,
+            rate=None if rate is None else lambda rows: self.calibrated("rate", rate.predict(rows)),
         )
 
 

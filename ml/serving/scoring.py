@@ -224,8 +224,8 @@ def churn_contributions(model: ServedModel, x: np.ndarray) -> np.ndarray:
 def next_purchase_arrays(
     model: ServedModel, x: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """30-day purchase probability (calibrated), expected purchases and wait (capped at the
-    model's horizon) per row of ``x``."""
+    """30-day purchase probability and expected purchases (both calibrated), and the wait
+    (capped at the model's horizon) per row of ``x``."""
     import numpy as np
 
     if model.method == HAZARD:
@@ -233,7 +233,7 @@ def next_purchase_arrays(
         return seen.p30, seen.count, seen.wait
     return (
         model.calibrated("p30", model.heads["p30"].predict(x)),
-        model.heads["count"].predict(x),
+        model.calibrated("count", model.heads["count"].predict(x)),
         np.clip(model.heads["days"].predict(x), 0.0, model.horizon_days),
     )
 

@@ -11,7 +11,8 @@ Judging needs outcomes no model saw. The evaluation window is the horizon when t
 allows it, else the longest whole number of steps that leaves as much history before it
 (half of it): boosters judged on ``[as_of - window, as_of)`` learn only from the steps that
 ended before it. The hazard is calibrated on that window's rows (:mod:`ml.calibration`; the
-map then holds for every step, so for every horizon). The served boosters are refitted with
+map then holds for every step, so for every horizon), and the rate scaled to the orders placed
+in it. The served boosters are refitted with
 the judged rounds on every row up to as-of, and answer the horizon asked for.
 """
 
@@ -96,6 +97,7 @@ class HazardFit:
     judged: dict[str, lgb.Booster]
     served: dict[str, lgb.Booster]
     calibration: calibration.CalibrationChoice
+    rate_scale: Calibration  # the rate's total brought to the evaluation window's orders
     judged_outlook: Outlook  # cross-fitted calibration, over the evaluation window
     raw_outlook: Outlook  # uncalibrated, over the evaluation window
     judged_steps: int
@@ -110,9 +112,12 @@ class HazardFit:
 
     def served_outlook(self, x: np.ndarray) -> Outlook:
         """What the served boosters answer over the horizon asked for."""
-        return _outlook(
-            self.served, self.calibration.calibration, x, self.plan.horizon_days, self.served_steps
-        )
+        return _outlook(self.served, self.maps, x, self.plan.horizon_days, self.served_steps)
+
+    @property
+    def maps(self) -> dict[str, Calibration]:
+        """The served maps of the hazard and the rate."""
+        return {"hazard": self.calibration.calibration, "rate": self.rate_scale}
 
     def tags(self) -> dict[str, str]:
         """What serving reads off the version besides the boosters."""
@@ -126,18 +131,21 @@ class HazardFit:
 
 def _outlook(
     boosters: dict[str, lgb.Booster],
-    calibrated: Calibration,
+    maps: dict[str, Calibration],
     x: np.ndarray,
     horizon_days: float,
     steps: int,
 ) -> Outlook:
-    rate = boosters.get("rate")
+    none = Calibration()
+    hazard, rate = boosters["hazard"], boosters.get("rate")
     return outlook(
-        lambda rows: calibrated.apply(boosters["hazard"].predict(rows)),
+        lambda rows: maps.get("hazard", none).apply(hazard.predict(rows)),
         x,
         horizon_days,
         steps_seen=steps,
-        rate=rate.predict if rate is not None else None,
+        rate=None
+        if rate is None
+        else lambda rows: maps.get("rate", none).apply(rate.predict(rows)),
     )
 
 
@@ -221,11 +229,11 @@ async def fit(
     held = await step_outcomes(conn, evaluation.cutoff, window_steps, plan)
     # The same sample at the same cutoff: one row per evaluation customer, in the same order.
     assert np.array_equal(held.customer_ids, evaluation.features.customer_ids)
-    hx, hy, _, _ = held.rows(window_steps)
-    raw_hazard = judged["hazard"].predict(hx)
-    choice = calibration.choose(raw_hazard, hy, seed=plan.seed)
+    hx, hy, rx, ry = held.rows(window_steps)
+    choice = calibration.choose(judged["hazard"].predict(hx), hy, seed=plan.seed)
+    rate_scale = calibration.fit_scale(judged["rate"].predict(rx), ry) if rates else Calibration()
     x = evaluation.features.matrix
-    raw_outlook = _outlook(judged, Calibration(), x, evaluation.horizon_days, judged_steps)
+    raw_outlook = _outlook(judged, {}, x, evaluation.horizon_days, judged_steps)
     crossed = _cross_fitted(judged, choice.calibration.kind, held, evaluation, judged_steps, plan)
 
     recency = _recency_rule(outcomes, window_steps)
@@ -244,6 +252,7 @@ async def fit(
         judged=judged,
         served=served,
         calibration=choice,
+        rate_scale=rate_scale,
         judged_outlook=crossed,
         raw_outlook=raw_outlook,
         judged_steps=judged_steps,
@@ -281,18 +290,20 @@ def _cross_fitted(
     steps: int,
     plan: TrainingPlan,
 ) -> Outlook:
-    """The evaluation customers' outlook, each under a map of ``kind`` fitted on the other
-    half of the customers' hazard rows (two folds by customer, swapped)."""
+    """The evaluation customers' outlook, each under a hazard map of ``kind`` and a rate scale
+    fitted on the other half of the customers' rows (two folds by customer, swapped)."""
     n = len(evaluation)
     fold = np.random.default_rng(plan.seed).permutation(n) % 2 == 0
     window_steps = held.orders.shape[1]
     parts: list[Outlook] = []
     for part in (fold, ~fold):
         half = StepOutcomes(held.cutoff, held.customer_ids[part], held.x[part], held.orders[part])
-        hx, hy, _, _ = half.rows(window_steps)
-        fitted = calibration.fit(kind, judged["hazard"].predict(hx), hy)
+        hx, hy, rx, ry = half.rows(window_steps)
+        maps = {"hazard": calibration.fit(kind, judged["hazard"].predict(hx), hy)}
+        if "rate" in judged:
+            maps["rate"] = calibration.fit_scale(judged["rate"].predict(rx), ry)
         x = evaluation.features.matrix[~part]
-        parts.append(_outlook(judged, fitted, x, evaluation.horizon_days, steps))
+        parts.append(_outlook(judged, maps, x, evaluation.horizon_days, steps))
     result = {}
     for name in ("p_none", "p30", "count", "wait"):
         values = np.empty(n)
@@ -369,13 +380,14 @@ def next_purchase_task(fit: HazardFit, customer_base: dict[str, BaselineFit]) ->
     x, window = evaluation.features.matrix, evaluation.horizon_days
     bought_30d = evaluation.purchased_within(STEP_DAYS)
     judged = fit.judged_outlook
+    raw = {"p30": fit.raw_outlook.p30, "count": fit.raw_outlook.count}
     predictions = {
         "lightgbm": {"p30": judged.p30, "count": judged.count, "wait": judged.wait},
         "rate": rate_predictions(order_rate(x), window),
         **{n: f for n, f in customer_base.items() if f.converged},
     }
     comparison = {
-        name: purchase_metrics(evaluation, p, fit.raw_outlook.p30 if name == "lightgbm" else None)
+        name: purchase_metrics(evaluation, p, raw if name == "lightgbm" else None)
         for name, p in predictions.items()
     }
     for name, base in customer_base.items():
@@ -391,7 +403,7 @@ def next_purchase_task(fit: HazardFit, customer_base: dict[str, BaselineFit]) ->
         task="next_purchase",
         heads={"hazard": fit.served["hazard"], "rate": fit.served["rate"]},
         evaluated_heads={"hazard": fit.judged["hazard"], "rate": fit.judged["rate"]},
-        calibrations={"hazard": fit.calibration.calibration},
+        calibrations=fit.maps,
         baseline_status={n: f.status for n, f in customer_base.items() if not f.converged},
         horizon_days=fit.plan.horizon_days,
         feature_names=NAMES,

@@ -13,8 +13,10 @@ Three heads share the features:
   concordance index, which treats non-buyers as censored, and the MAE of the capped wait.
 
 The heads judged on the evaluation cutoff learn from the training cutoffs; ``p30`` is
-calibrated there (:mod:`ml.calibration`), and every head served is refitted with the same
-rounds on all the cutoffs, the evaluation one included (:func:`ml.training.boosting.refit`).
+calibrated there (:mod:`ml.calibration`) and ``count`` scaled to the orders placed there (its
+total error, judged cross-fitted, is logged before and after). Every head served is refitted
+with the same rounds on all the cutoffs, the evaluation one included
+(:func:`ml.training.boosting.refit`).
 """
 
 from __future__ import annotations
@@ -61,16 +63,24 @@ def labels(snapshot: PurchaseSnapshot, head: str) -> np.ndarray:
 
 
 def purchase_metrics(
-    evaluation: PurchaseSnapshot, p: Mapping[str, np.ndarray], raw_p30: np.ndarray | None = None
+    evaluation: PurchaseSnapshot,
+    p: Mapping[str, np.ndarray],
+    raw: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """A model's next-purchase metrics on ``evaluation``, from its ``p30``, ``count`` and
-    ``wait`` predictions (with ``raw_p30``, the 30-day metrics before calibration too)."""
+    ``wait`` predictions (with ``raw``, the ``p30`` and ``count`` before calibration, the
+    30-day metrics and the count's total error before it too)."""
+    raw_p30 = None if raw is None else raw["p30"]
     bought_30d = evaluation.purchased_within(WINDOW_DAYS)
     if raw_p30 is None:
         p30 = binary_metrics(bought_30d, p["p30"])
     else:
         p30 = calibrated_metrics(bought_30d, raw_p30, p["p30"])
     count = count_metrics(evaluation.orders, p["count"])
+    before = {}
+    if raw is not None:
+        uncalibrated = count_metrics(evaluation.orders, raw["count"])["total_error"]
+        before["count_total_error_uncalibrated"] = uncalibrated
     return {
         "p30_roc_auc": p30["roc_auc"],
         "p30_pr_auc": p30["pr_auc"],
@@ -81,6 +91,7 @@ def purchase_metrics(
         "count_rmse": count["rmse"],
         "count_bias": count["bias"],
         "count_total_error": count["total_error"],
+        **before,
         "days_c_index": concordance_index(
             evaluation.restricted_days, evaluation.observed, p["wait"]
         ),
@@ -110,6 +121,8 @@ def train(
     bought_30d = evaluation.purchased_within(WINDOW_DAYS)
     raw_p30 = evaluated["p30"].predict(x)
     calibrated = calibration.choose(raw_p30, bought_30d, seed=seed)
+    raw_count = evaluated["count"].predict(x)
+    scale, scaled_count = calibration.choose_scale(raw_count, evaluation.orders, seed=seed)
     everything = [*training, evaluation]
     heads = {
         head: boosting.refit(
@@ -124,7 +137,7 @@ def train(
     predictions = {
         "lightgbm": {
             "p30": calibrated.cross_fitted,
-            "count": evaluated["count"].predict(x),
+            "count": scaled_count,
             "wait": np.clip(evaluated["days"].predict(x), 0.0, horizon),
         },
         "rate": rate_predictions(order_rate(x), horizon),
@@ -138,7 +151,9 @@ def train(
 
     p30 = {name: p["p30"] for name, p in predictions.items()}
     comparison = {
-        name: purchase_metrics(evaluation, p, raw_p30 if name == "lightgbm" else None)
+        name: purchase_metrics(
+            evaluation, p, {"p30": raw_p30, "count": raw_count} if name == "lightgbm" else None
+        )
         for name, p in predictions.items()
     }
     for name, fit in customer_base.items():
@@ -164,7 +179,7 @@ def train(
         task="next_purchase",
         heads=heads,
         evaluated_heads=evaluated,
-        calibrations={"p30": calibrated.calibration},
+        calibrations={"p30": calibrated.calibration, "count": scale},
         baseline_status={n: f.status for n, f in customer_base.items() if not f.converged},
         horizon_days=horizon,
         feature_names=FEATURES,

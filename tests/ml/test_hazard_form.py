@@ -111,10 +111,12 @@ async def test_a_hazard_version_serves_and_explains_itself(seeded_url, short_run
     assert [f["feature"] for f in churn["factors"]] != []
     assert {f["feature"] for f in churn["factors"]} == set(FEATURES)
 
-    heads = registry.load("next_purchase").heads
+    nxt_model = registry.load("next_purchase")
+    heads, scale = nxt_model.heads, nxt_model.calibration("rate")
+    assert scale.kind == "scale"
     expected = outlook(
         lambda r: calibrated.apply(heads["hazard"].predict(r)), x, 90, steps_seen=steps,
-        rate=heads["rate"].predict,
+        rate=lambda r: scale.apply(heads["rate"].predict(r)),
     )  # fmt: skip
     assert nxt["probability30d"] == pytest.approx(expected.p30[0])
     assert nxt["expectedPurchases"] == pytest.approx(expected.count[0])

@@ -40,3 +40,12 @@ def test_probabilities_go_through_the_version_s_calibration(trained):
     expected = 1 / (1 + np.exp(-(np.log(raw / (1 - raw)) + 1.0)))
     assert churn_probabilities(model, x) == pytest.approx(expected)
     assert churn_probabilities(served(task, {}), x) == pytest.approx(raw)
+
+
+def test_expected_counts_go_through_the_version_s_scale(trained):
+    task = trained["next_purchase"]
+    x = task.input_example
+    raw = task.heads["count"].predict(x)
+    model = served(task, {"calibration.count": Calibration("scale", (1.25,)).to_json()})
+    assert next_purchase_arrays(model, x)[1] == pytest.approx(1.25 * raw)
+    assert next_purchase_arrays(served(task, {}), x)[1] == pytest.approx(raw)

@@ -63,3 +63,23 @@ def test_unknown_or_missing_maps():
     assert inverted.kind == "none"  # a map never reverses the model's order
     with pytest.raises(ValueError, match="unknown calibration"):
         Calibration.from_json('{"kind": "magic", "params": []}')
+
+
+def test_a_count_scale_brings_the_total_to_what_was_ordered():
+    rng = np.random.default_rng(5)
+    rate = rng.gamma(1.0, 1.5, 20_000)
+    orders = rng.poisson(rate).astype(float)
+    low = 0.6 * rate  # a booster that learnt a slower period
+    scale, crossed = calibration.choose_scale(low, orders, seed=0)
+    assert scale.kind == calibration.SCALE
+    assert scale.params[0] == pytest.approx(orders.sum() / low.sum())
+    assert crossed.sum() / orders.sum() == pytest.approx(1.0, abs=0.03)  # cross-fitted
+    assert Calibration.from_json(scale.to_json()).apply(low) == pytest.approx(scale.apply(low))
+    # Rows of one customer stay in one fold.
+    groups = np.repeat(np.arange(10_000), 2)
+    _, grouped = calibration.choose_scale(low, orders, seed=0, groups=groups)
+    assert grouped.sum() / orders.sum() == pytest.approx(1.0, abs=0.03)
+    # Nothing predicted or nothing ordered: no scale; an absurd ratio is bounded.
+    assert calibration.fit_scale(np.zeros(3), np.ones(3)).kind == "none"
+    assert calibration.fit_scale(np.ones(3), np.zeros(3)).kind == "none"
+    assert calibration.fit_scale(np.full(3, 0.01), np.full(3, 9.0)).params == (5.0,)
