@@ -45,6 +45,7 @@ from datasets import cdnow, write_purchases_csv
 
 from ml.training import baselines
 from ml.training.datasets import PurchaseSnapshot, feature_column, purchase_snapshot
+from ml.training.errors import InsufficientData
 from ml.training.metrics import (
     binary_metrics,
     concordance_index,
@@ -135,7 +136,14 @@ async def evaluate(url: str, as_of: datetime, horizon: timedelta, scores: Path, 
     try:
         everyone = {"max_customers": 10**8, "seed": 0}
         snapshot = await purchase_snapshot(conn, as_of, horizon, **everyone)
-        before = await purchase_snapshot(conn, as_of - horizon, horizon, **everyone)
+        # The recency rule learns churn by recency over the horizon before as-of; where the
+        # history is too short for that, over the 90 days before it (and says so).
+        rule_window = horizon
+        try:
+            before = await purchase_snapshot(conn, as_of - horizon, horizon, **everyone)
+        except InsufficientData:
+            rule_window = timedelta(days=90)
+            before = await purchase_snapshot(conn, as_of - rule_window, rule_window, **everyone)
     finally:
         await conn.close()
     h = horizon.total_seconds() / 86400
@@ -159,7 +167,7 @@ async def evaluate(url: str, as_of: datetime, horizon: timedelta, scores: Path, 
             "wait": column("expected_days_to_next"),
         },
         "bg_nbd": baselines.bgnbd_predictions(x, h),
-        "recency_rule": {"p_none": rule.predict(recency)},
+        f"recency_rule_{rule_window.days}d": {"p_none": rule.predict(recency)},
         "order_rate": baselines.rate_predictions(baselines.order_rate(x), h),
     }
     pareto = getattr(baselines, "paretonbd_predictions", None)
