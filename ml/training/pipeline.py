@@ -25,6 +25,10 @@ from sql.queries import query
 
 TASKS: tuple[str, ...] = ("churn", "next_purchase", "upsell")
 MIN_CUSTOMERS = 50  # per cutoff: fewer cannot support a model or a meaningful metric
+# With fewer whole windows than this before the evaluation one, `auto` learns the hazard
+# form: a single training cutoff holds only the customers of the history's first weeks
+# (CDNOW as of 1997-09-30, 134 days: 30-day ROC-AUC 0.64 direct; bench/RESULTS.md).
+MIN_DIRECT_CUTOFFS = 2
 
 Progress = Callable[[str], None]
 _STEP = timedelta(days=STEP_DAYS)
@@ -52,7 +56,7 @@ class History:
 
 async def check_history(conn: asyncpg.Connection, plan: TrainingPlan) -> History:
     """The plan as the purchase history supports it, or :class:`InsufficientData` saying why
-    it cannot. With method ``auto``, a history too short for a whole horizon before the
+    it cannot. With method ``auto``, a history too short for two whole horizons before the
     evaluation one is learnt in the hazard form; with ``direct`` it is refused, naming the
     longest horizon that would train."""
     now = datetime.now(UTC)
@@ -73,7 +77,7 @@ async def check_history(conn: asyncpg.Connection, plan: TrainingPlan) -> History
     if plan.method == HAZARD:
         return History(plan, ready)
     reached = sum(1 for cutoff in plan.cutoffs if cutoff > ready)
-    if reached == 0 and plan.method == "auto" and last >= plan.as_of - 2 * _STEP:
+    if reached < MIN_DIRECT_CUTOFFS and plan.method == "auto" and last >= plan.as_of - 2 * _STEP:
         return History(replace(plan, method=HAZARD), ready)
     if reached == 0:
         # The newest training cutoff, as-of - 2 x horizon, must come after `ready`.
@@ -141,8 +145,9 @@ async def train(
     notes = []
     if usable.method == HAZARD and plan.method == "auto":
         notes.append(
-            f"the history holds no whole {plan.horizon_days:g}-day window before the "
-            "evaluation one: churn and next purchase learn 30-day steps (method hazard)"
+            f"the history holds fewer than {MIN_DIRECT_CUTOFFS} whole {plan.horizon_days:g}-day "
+            "windows before the evaluation one: churn and next purchase learn 30-day steps "
+            "(method hazard)"
         )
     if usable.method == "direct" and usable.training_cutoffs < plan.training_cutoffs:
         notes.append(
