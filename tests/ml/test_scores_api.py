@@ -126,7 +126,11 @@ async def test_scores_match_the_registered_models_and_explain_themselves(seeded_
     assert nxt["probability30d"] == pytest.approx(
         next_model.calibration("p30").apply(heads["p30"].predict(frame.matrix))[0]
     )
-    assert nxt["expectedPurchases"] == pytest.approx(heads["count"].predict(frame.matrix)[0])
+    # Counts are served through the version's scale (the held-out cutoff's total).
+    scale = next_model.calibration("count")
+    assert scale.kind == "scale"
+    raw_count = heads["count"].predict(frame.matrix)[0]
+    assert nxt["expectedPurchases"] == pytest.approx(scale.apply(raw_count))
     assert 0 <= nxt["expectedDays"] <= nxt["horizonDays"] == 90
     expected_at = datetime.fromisoformat(nxt["expectedAt"])
     assert (expected_at - as_of).total_seconds() == pytest.approx(
