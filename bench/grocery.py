@@ -82,7 +82,7 @@ async def import_grocery(households: int | None, products: int, folder: Path) ->
     return url
 
 
-async def next_baskets(conn, as_of: datetime) -> dict[int, set[int]]:  # noqa: ANN001
+async def next_baskets(conn, as_of: datetime) -> dict[int, set[int]]:
     """Each customer's first order at or after ``as_of``: its distinct products."""
     rows = await conn.fetch(
         """SELECT customer_id, product_id, purchased_at FROM purchases
@@ -99,7 +99,9 @@ async def next_baskets(conn, as_of: datetime) -> dict[int, set[int]]:  # noqa: A
     return baskets
 
 
-def recalls(lists: dict[int, np.ndarray], truth: dict[int, set[int]], users: list[int]) -> np.ndarray:
+def recalls(
+    lists: dict[int, np.ndarray], truth: dict[int, set[int]], users: list[int]
+) -> np.ndarray:
     """Recall@TOP per user of ``users`` (no list: 0)."""
     out = np.zeros(len(users))
     for i, u in enumerate(users):
@@ -156,9 +158,16 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         recency = bought.copy()
         recency.data = buy_again.interaction_matrix(
             buy_again.RepurchaseLog(
-                as_of, log.customer_ids, log.product_ids, log.days_since + 1.0,
-                log.days_since, log.days_first, log.recent_orders,
-            ), customers, products,
+                as_of,
+                log.customer_ids,
+                log.product_ids,
+                log.days_since + 1.0,
+                log.days_since,
+                log.days_first,
+                log.recent_orders,
+            ),
+            customers,
+            products,
         ).data  # the same cells, 1 + days since the latest order in place of orders
         rows = {int(c): i for i, c in enumerate(customers.tolist())}
         market = buy_again.interaction_matrix(
@@ -183,8 +192,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         basket = {
             "buy_again": recalls(ranked(scored), truth, users),
             "buy_again_untimed": recalls(ranked(untimed), truth, users),
-            "own_most_bought": recalls(by_user(buy_again.top_lists(own, products, TOP)), truth, users),
-            "popularity": recalls(by_user(buy_again.top_lists(popular, products, TOP)), truth, users),
+            "own_most_bought": recalls(
+                by_user(buy_again.top_lists(own, products, TOP)), truth, users
+            ),
+            "popularity": recalls(
+                by_user(buy_again.top_lists(popular, products, TOP)), truth, users
+            ),
             "co_occurrence": recalls(
                 by_user(buy_again.top_lists(cooc + tie, products, TOP)), truth, users
             ),
@@ -225,9 +238,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 new_truth, new_users,
             ),
         }  # fmt: skip
-        share_repeat = float(
-            np.mean([len(truth[u] - new_truth[u]) / len(truth[u]) for u in users])
-        )
+        share_repeat = float(np.mean([len(truth[u] - new_truth[u]) / len(truth[u]) for u in users]))
     finally:
         await conn.close()
     result = {

@@ -91,9 +91,7 @@ async def repurchase_log(
     """What ``customer_ids`` (None: every modelled customer) bought before ``as_of`` (and from
     ``since``), one row per (customer, product)."""
     ids = None if customer_ids is None else sorted({int(i) for i in customer_ids})
-    keys, rows = await fetch_matrix(
-        conn, "repurchase_history", (as_of, since, ids, tau_days), 5
-    )
+    keys, rows = await fetch_matrix(conn, "repurchase_history", (as_of, since, ids, tau_days), 5)
     return RepurchaseLog.from_rows(as_of, keys, rows)
 
 
@@ -114,13 +112,7 @@ class ProductCycles:
 
     def lookup(self, product_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Repeat rate and median interval of each product (unknown: prior, NaN)."""
-        at = np.searchsorted(self.product_ids, product_ids)
-        at = np.minimum(at, max(len(self.product_ids) - 1, 0))
-        known = (
-            self.product_ids[at] == product_ids
-            if len(self.product_ids)
-            else np.zeros(len(product_ids), bool)
-        )
+        at, known = _positions(self.product_ids, product_ids)
         rate = np.full(len(product_ids), self.prior_repeat_rate)
         interval = np.full(len(product_ids), np.nan)
         rate[known] = self.repeat_rate[at[known]]
@@ -227,14 +219,19 @@ def interaction_matrix(
     ``products`` (rows of the log outside them are left out)."""
     from scipy import sparse
 
-    user = np.searchsorted(customers, log.customer_ids)
-    item = np.searchsorted(products, log.product_ids)
-    user_ok = (user < len(customers)) & (customers[np.minimum(user, len(customers) - 1)] == log.customer_ids)
-    item_ok = (item < len(products)) & (products[np.minimum(item, len(products) - 1)] == log.product_ids)
+    user, user_ok = _positions(customers, log.customer_ids)
+    item, item_ok = _positions(products, log.product_ids)
     keep = user_ok & item_ok
     return sparse.csr_matrix(
         (log.orders[keep], (user[keep], item[keep])), shape=(len(customers), len(products))
     )
+
+
+def _positions(ordered: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of each value in the sorted ``ordered``, and whether it is there at all."""
+    at = np.minimum(np.searchsorted(ordered, values), max(len(ordered) - 1, 0))
+    found = ordered[at] == values if len(ordered) else np.zeros(len(values), bool)
+    return at, found
 
 
 def top_lists(
@@ -297,7 +294,9 @@ def als(
     return users, items
 
 
-def _als_step(confidence: sparse.csr_matrix, fixed: np.ndarray, regularization: float) -> np.ndarray:
+def _als_step(
+    confidence: sparse.csr_matrix, fixed: np.ndarray, regularization: float
+) -> np.ndarray:
     """Solve each row's factors with the other side ``fixed`` (the conjugate-free exact form)."""
     k = fixed.shape[1]
     gram = fixed.T @ fixed + regularization * np.eye(k)
