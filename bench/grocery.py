@@ -47,6 +47,7 @@ from ml.training import pipeline
 from ml.training.plan import TrainingPlan
 from ml.training.upsell import ranked_lists, upsell_snapshot
 from sql.database import connect
+from sql.embedded import replace_database, start_embedded_server
 
 OUT = ROOT / "bench" / "out"
 DATABASE = "cdm_bench_grocery"
@@ -138,7 +139,13 @@ def table(
 async def run(args: argparse.Namespace) -> dict[str, object]:
     as_of = datetime.fromisoformat(args.as_of).replace(tzinfo=UTC)
     started = time.perf_counter()
-    url = await import_grocery(args.households, args.products, OUT / "grocery")
+    if args.reuse:  # the database of an earlier run, imported with the same options
+        server = os.environ.get("CDM_BENCH_DATABASE_URL") or start_embedded_server(
+            ROOT / "bench" / "out" / "data"
+        )
+        url = replace_database(server, DATABASE)
+    else:
+        url = await import_grocery(args.households, args.products, OUT / "grocery")
     imported = time.perf_counter() - started
     conn = await connect(url)
     try:
@@ -206,10 +213,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 
         # Discover: the upsell ranker trained as of as_of, on products never bought.
         t0 = time.perf_counter()
+        window = timedelta(days=args.upsell_days)
         plan = TrainingPlan(
-            as_of=as_of, horizon=timedelta(days=28), training_cutoffs=3,
-            step=timedelta(days=28), seed=0,
-        )  # fmt: skip
+            as_of=as_of, horizon=window, training_cutoffs=args.upsell_cutoffs, step=window, seed=0
+        )
         trained = await pipeline.train(conn, ["upsell"], plan, progress=print)
         ranker = trained.trained[0].heads["ranker"]
         snapshot = await upsell_snapshot(
@@ -245,6 +252,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "machine": machine(),
         "as_of": as_of.isoformat(),
         "households": args.households,
+        "upsell_days": args.upsell_days,
+        "upsell_cutoffs": args.upsell_cutoffs,
         "products": args.products,
         "import_seconds": round(imported, 1),
         "buy_again_seconds": round(buy_again_seconds, 2),
@@ -264,6 +273,9 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=5000)
     parser.add_argument("--households", type=int, default=None)
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--upsell-days", type=int, default=28, help="the ranker's horizon")
+    parser.add_argument("--upsell-cutoffs", type=int, default=3)
+    parser.add_argument("--reuse", action="store_true", help="skip the import (run before)")
     args = parser.parse_args()
     result = asyncio.run(run(args))
     OUT.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,8 @@ def test_product_cycles_are_the_smoothed_repeat_rate_and_the_median_interval():
     assert cycles.median_interval[0] == 10.0
     assert np.isnan(cycles.median_interval[1])  # nobody re-bought it
     rate, interval = cycles.lookup(np.array([20, 99]))
-    assert rate[1] == prior and np.isnan(interval[1])  # an unknown product: the prior
+    assert rate[1] == prior
+    assert np.isnan(interval[1])
 
 
 def test_an_item_due_ranks_above_one_long_overdue_and_says_when_it_is_due():
@@ -113,4 +114,5 @@ def test_baselines_rank_as_they_say():
     users, items = buy_again.als(bought, factors=3, iterations=15)
     fit = users @ items.T
     # ALS reproduces the preferences it was fitted on: bought cells above unbought ones.
-    assert fit[0, 0] > fit[0, 2] and fit[2, 2] > fit[2, 1]
+    assert fit[0, 0] > fit[0, 2]
+    assert fit[2, 2] > fit[2, 1]
