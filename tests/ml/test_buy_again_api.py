@@ -9,6 +9,11 @@ import pytest
 
 from domain.access import Role
 from domain.consent import OBJECTED, WITHHELD
+from domain.predictions import RiskBands
+from ml.serving.models import ModelStore
+from ml.serving.scoring import Scorer
+from sql.database import connect
+from tests.api.test_gdpr import ERASE
 from tests.conftest import api_key
 from tests.factories import add_consent, add_customer, add_product, add_purchase
 from tests.http_client import data, error_codes, gql
@@ -46,9 +51,11 @@ async def test_buy_again_is_served_timed_batched_and_withheld_like_the_other_sco
     objecting = await shopper(db, products, created)
     await add_consent(db, objecting, "profiling", False, created)
     newcomer = await add_customer(db, created_at=created)  # bought nothing
+    erased = await shopper(db, products, created)
     ids = [str(i) for i in (plain, agreed, objecting, newcomer)]
 
     async with serving(database_url, serving_settings(tmp_path)) as http:
+        gone = await gql(http, ERASE, {"id": str(erased)})
         response = await http.post(
             "/graphql", json={"query": BUY_AGAIN, "variables": {"ids": ids, "at": AT.isoformat()}}
         )
@@ -62,6 +69,7 @@ async def test_buy_again_is_served_timed_batched_and_withheld_like_the_other_sco
         )
         too_many = await gql(http, BUY_AGAIN, {"ids": ids, "first": 21})
     assert "errors" not in body, body
+    assert data(gone)["eraseCustomer"]["__typename"] == "CustomerErased"
     first, second, third, fourth = data(body)["scores"]
     # Milk is due today, bread nine weeks overdue, the candle a one-off; tea never bought.
     assert [b["product"]["sku"] for b in first["buyAgain"]] == ["milk", "bread", "candle"]
@@ -81,6 +89,15 @@ async def test_buy_again_is_served_timed_batched_and_withheld_like_the_other_sco
     (only,) = data(single)["customer"]["buyAgain"]
     assert only == {"product": {"sku": "milk"}, "daysUntilDue": pytest.approx(0.0)}
     assert set(error_codes(too_many)) == {"BAD_USER_INPUT"}  # one per customer
+
+    # An erased customer is scored by nobody, through the scorer too (not only the API).
+    conn = await connect(database_url)
+    try:
+        scorer = Scorer(ModelStore(lambda: None, tmp_path / "cache"), RiskBands())  # no models
+        found = await scorer.buy_again(conn, [erased, plain], AT)
+    finally:
+        await conn.close()
+    assert sorted(found) == [plain]
 
     # A machine client: only customers who consented to personalization or profiling.
     engine = await api_key(database_url, Role.PERSONALIZATION)
