@@ -126,10 +126,30 @@ def product_cycles(market: RepurchaseLog) -> ProductCycles:
     buyers = np.bincount(group, minlength=len(products)).astype(float)
     repeated = market.orders >= 2
     repeaters = np.bincount(group, weights=repeated, minlength=len(products))
-    prior = float(repeated.mean()) if len(market) else 0.0
-    rate = (repeaters + REPEAT_PRIOR_WEIGHT * prior) / (buyers + REPEAT_PRIOR_WEIGHT)
     interval = _own_interval(market)
     median = _group_median(group[repeated], interval[repeated], len(products))
+    return _cycles(products, buyers, repeaters, median)
+
+
+async def load_product_cycles(conn: asyncpg.Connection, as_of: datetime) -> ProductCycles:
+    """:func:`product_cycles` of :func:`market_log`, aggregated by PostgreSQL: one row per
+    product reaches Python (what serving uses; the same values, a test checks)."""
+    keys, rows = await fetch_matrix(
+        conn, "product_repurchase_cycles", (as_of, as_of - timedelta(days=MARKET_DAYS)), 3
+    )
+    order = np.argsort(keys, kind="stable")
+    rows = rows[order] if len(rows) else np.empty((0, 3))
+    return _cycles(np.asarray(keys, dtype=np.int64)[order], rows[:, 0], rows[:, 1], rows[:, 2])
+
+
+def _cycles(
+    products: np.ndarray, buyers: np.ndarray, repeaters: np.ndarray, median: np.ndarray
+) -> ProductCycles:
+    """The smoothed repeat rates: each product's share pulled towards the share over every
+    (customer, product) pair by REPEAT_PRIOR_WEIGHT buyers' worth."""
+    total = float(buyers.sum())
+    prior = float(repeaters.sum()) / total if total else 0.0
+    rate = (repeaters + REPEAT_PRIOR_WEIGHT * prior) / (buyers + REPEAT_PRIOR_WEIGHT)
     return ProductCycles(products, buyers, rate, median, prior)
 
 

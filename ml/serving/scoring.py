@@ -227,9 +227,9 @@ class Scorer:
             return cached[1]
         async with self._cycles_lock:
             if self._cycles is None or self._cycles[0] != day:
-                from ml.buy_again import market_log, product_cycles
+                from ml.buy_again import load_product_cycles
 
-                self._cycles = (day, product_cycles(await market_log(conn, day)))
+                self._cycles = (day, await load_product_cycles(conn, day))
             return self._cycles[1]
 
     async def market(self, conn: asyncpg.Connection, as_of: datetime) -> MarketView:

@@ -74,8 +74,15 @@ async def test_buy_again_finds_more_of_the_next_basket_than_popularity(grocery_u
                     r["customer_id"], r["purchased_at"],
                 )
             }  # fmt: skip
+        served = await buy_again.load_product_cycles(conn, AS_OF)
     finally:
         await conn.close()
+    # Serving's product cycles, aggregated in SQL, are the benchmark's, computed in NumPy.
+    assert served.product_ids.tolist() == cycles.product_ids.tolist()
+    assert served.buyers.tolist() == cycles.buyers.tolist()
+    assert served.prior_repeat_rate == pytest.approx(cycles.prior_repeat_rate, rel=1e-12)
+    np.testing.assert_allclose(served.repeat_rate, cycles.repeat_rate, rtol=1e-12)
+    np.testing.assert_allclose(served.median_interval, cycles.median_interval, rtol=1e-9)
     top = {c: log.product_ids[i] for c, i in buy_again.score(log, cycles).top(10).items()}
     # Every product proposed was bought by the customer before the cut.
     bought = set(zip(log.customer_ids.tolist(), log.product_ids.tolist(), strict=True))
