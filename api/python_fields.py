@@ -34,7 +34,14 @@ from api.selection import Unsupported
 
 # Customer fields answered by Python (strawberry attribute names).
 PYTHON_CUSTOMER_FIELDS = frozenset(
-    {"churn_risk", "next_purchase", "recommendations", "lifetime_value", "field_sources"}
+    {
+        "churn_risk",
+        "next_purchase",
+        "recommendations",
+        "buy_again",
+        "lifetime_value",
+        "field_sources",
+    }
 )
 HIDDEN_ID = "0id"  # not a GraphQL name, so no alias of a client's can be it
 _ROOT, _IDS, _ID = "cdmMerge", "cdmMergeIds", "cdmMergeId"

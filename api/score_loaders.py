@@ -16,7 +16,7 @@ from functools import partial
 from aiodataloader import DataLoader
 
 from api.loaders import BatchLoader
-from domain.predictions import ChurnRisk, NextPurchase, Recommendations
+from domain.predictions import BuyAgainItem, ChurnRisk, NextPurchase, Recommendations
 from ml.features import FeatureFrame
 from ml.serving.scoring import Scorer
 from sql.executor import Database
@@ -42,6 +42,9 @@ class ScoreLoaders:
         )
         self.recommendations: DataLoader[int, Recommendations | None] = BatchLoader(
             self._recommendations, loop=loop
+        )
+        self.buy_again: DataLoader[int, list[BuyAgainItem] | None] = BatchLoader(
+            self._buy_again, loop=loop
         )
 
     async def _features(self, ids: Sequence[int]) -> list[FeatureFrame]:
@@ -79,4 +82,10 @@ class ScoreLoaders:
         self.db.statements += 1
         async with self.db.pool.acquire() as conn:
             found = await self.scorer.recommendations(conn, ids, self.as_of)
+        return [found.get(i) for i in ids]
+
+    async def _buy_again(self, ids: Sequence[int]) -> list[list[BuyAgainItem] | None]:
+        self.db.statements += 1
+        async with self.db.pool.acquire() as conn:
+            found = await self.scorer.buy_again(conn, ids, self.as_of)
         return [found.get(i) for i in ids]

@@ -72,14 +72,14 @@ PERSONAL_FIELDS: dict[str, MaskKind] = {
 _PERSONALIZATION_TYPES = frozenset(
     {
         "ChurnRisk", "ModelProvenance", "ScoreFactor", "FeatureValue", "NextPurchase",
-        "Recommendation", "Product", "ModelStatus", "StoredScores", "Metric",
+        "Recommendation", "Product", "ModelStatus", "StoredScores", "Metric", "BuyAgain",
     }
 )  # fmt: skip
 _PERSONALIZATION_FIELDS = frozenset(
     {
         "Query.scores", "Query.models", "Customer.id", "Customer.churnRisk",
-        "Customer.nextPurchase", "Customer.recommendations", "Customer.storedScores",
-        "Customer.scoresWithheld",
+        "Customer.nextPurchase", "Customer.recommendations", "Customer.buyAgain",
+        "Customer.storedScores", "Customer.scoresWithheld",
     }
 )  # fmt: skip
 

@@ -168,6 +168,28 @@ class Recommendations:
 
 
 @dataclass(frozen=True, slots=True)
+class BuyAgainItem:
+    """A product the customer bought before, likely in their next order (ml/buy_again.py)."""
+
+    product_id: int
+    score: float  # higher is likelier; comparable within one customer's list
+    orders: int  # the customer's orders containing it
+    days_since_last: float
+    cycle_days: float  # the expected days between two orders of it, for this customer
+    as_of: datetime
+
+    @property
+    def days_until_due(self) -> float:
+        """Days until the cycle since the last order ends (negative: overdue)."""
+        return self.cycle_days - self.days_since_last
+
+    @property
+    def due_at(self) -> datetime:
+        """When it is due: the last order plus the cycle."""
+        return self.as_of + timedelta(days=self.days_until_due)
+
+
+@dataclass(frozen=True, slots=True)
 class StoredScores:
     """A customer's scores as materialised by the latest `cdm score --all`."""
 

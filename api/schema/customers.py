@@ -116,8 +116,15 @@ class CustomerType:
     )
     recommendations: list[predictions.RecommendationType] | None = strawberry.field(
         resolver=predictions.recommendations,
-        description="Products the customer has not bought yet, best first (`first` up to 20), "
-        "optionally of one category.",
+        description="Discover: products the customer has not bought yet, best first (`first` "
+        "up to 20), optionally of one category. See buyAgain for products bought before.",
+    )
+    buy_again: list[predictions.BuyAgainType] | None = strawberry.field(
+        resolver=predictions.buy_again,
+        description="Buy again: products the customer bought before, likeliest in their next "
+        "order first (`first` up to 20), each with its repurchase cycle and when it is due. "
+        "Computed from the purchase history (no trained model); withheld as the other "
+        "predictions are.",
     )
 
     stored_scores: predictions.StoredScoresType | None = strawberry.field(

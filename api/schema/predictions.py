@@ -161,6 +161,37 @@ class RecommendationType:
         )  # fmt: skip
 
 
+@strawberry.type(
+    name="BuyAgain",
+    description="A product the customer bought before and will likely buy in their next order, "
+    "timed by its repurchase cycle.",
+)
+class BuyAgainType:
+    product: ProductType
+    score: float = strawberry.field(
+        description="Recent orders of it (older ones count less) times how often anyone re-buys "
+        "it, lowered when long overdue; higher is likelier, comparable within one customer."
+    )
+    orders: int = strawberry.field(description="The customer's orders containing it.")
+    days_since_last: float = strawberry.field(description="Days since it was last ordered.")
+    cycle_days: float = strawberry.field(
+        description="Expected days between two orders of it: the customer's own rhythm, shrunk "
+        "towards the product's usual one."
+    )
+    days_until_due: float = strawberry.field(
+        description="cycleDays minus daysSinceLast: negative when overdue."
+    )
+    due_at: datetime = strawberry.field(description="When it is due: last order plus the cycle.")
+
+    @classmethod
+    def from_domain(cls, item: predictions.BuyAgainItem, product: ProductType) -> BuyAgainType:
+        return cls(
+            product=product, score=item.score, orders=item.orders,
+            days_since_last=item.days_since_last, cycle_days=item.cycle_days,
+            days_until_due=item.days_until_due, due_at=item.due_at,
+        )  # fmt: skip
+
+
 AsOf = Annotated[
     datetime | None,
     strawberry.argument(
@@ -225,6 +256,24 @@ async def recommendations(
         return []
     provenance = ProvenanceType.from_domain(found.provenance)
     return [RecommendationType.from_domain(r, provenance) for r in found.top(first, category)]
+
+
+async def buy_again(
+    root: CustomerType, info: GraphQLInfo, first: int = 10, as_of: AsOf = None
+) -> list[BuyAgainType]:
+    if not 1 <= first <= 20:
+        raise UserError("first must be between 1 and 20", field="first")
+    if await scores_withheld(root, info):
+        return []
+    found = await _scores(info, as_of).buy_again.load(root.pk)
+    if not found:
+        return []
+    products = await info.context.loaders.product_by_id.load_many([i.product_id for i in found])
+    return [
+        BuyAgainType.from_domain(item, ProductType.from_domain(product))
+        for item, product in zip(found, products, strict=True)
+        if product is not None  # removed from the catalogue since
+    ][:first]
 
 
 @strawberry.type(name="StoredScores", description="Scores materialised by `cdm score --all`.")

@@ -10,6 +10,7 @@ import asyncpg
 
 from domain.predictions import ModelUnavailable, Provenance
 from ml.serving.scoring import Scorer
+from sql.queries import query
 
 
 def _model(p: Provenance) -> dict[str, Any]:
@@ -19,8 +20,9 @@ def _model(p: Provenance) -> dict[str, Any]:
 async def current_scores(
     scorer: Scorer, conn: asyncpg.Connection, customer_id: int, as_of: datetime
 ) -> dict[str, Any]:
-    """Churn risk with every factor behind it, next purchase, and recommendations with their
-    reasons, as of ``as_of``; a model that is not available says why instead."""
+    """Churn risk with every factor behind it, next purchase, recommendations with their
+    reasons and the products to buy again with their cycle, as of ``as_of``; a model that is
+    not available says why instead."""
     document: dict[str, Any] = {"asOf": as_of.isoformat()}
     frame = await scorer.features(conn, [customer_id], as_of)
     try:
@@ -57,4 +59,15 @@ async def current_scores(
         }  # fmt: skip
     except ModelUnavailable as exc:
         document["recommendations"] = {"unavailable": exc.message}
+    # Buy again needs no model: the products bought before, their cycle and when due.
+    again = (await scorer.buy_again(conn, [customer_id], as_of)).get(customer_id)
+    if again is not None:
+        rows = await conn.fetch(query("products_by_ids"), [i.product_id for i in again[:5]])
+        skus = {r["id"]: r["sku"] for r in rows}
+        again = [
+            {"sku": skus[i.product_id], "score": i.score, "orders": i.orders,
+             "cycleDays": i.cycle_days, "dueAt": i.due_at.isoformat()}
+            for i in again[:5] if i.product_id in skus
+        ]  # fmt: skip
+    document["buyAgain"] = again
     return document

@@ -24,6 +24,7 @@ import asyncpg
 
 from domain.commerce import Product
 from domain.predictions import (
+    BuyAgainItem,
     ChurnRisk,
     Explanation,
     FeatureVector,
@@ -46,6 +47,7 @@ from sql.repositories import all_products
 if TYPE_CHECKING:
     import numpy as np
 
+    from ml.buy_again import ProductCycles
     from ml.recommendations import Candidates, Catalogue, History, MarketBasket
 
 RECOMMENDATIONS_KEPT = 20
@@ -53,6 +55,7 @@ RECOMMENDATIONS_KEPT = 20
 # learn from); a candidate's features do not depend on how many are proposed, so serving
 # the top 10 of each source scores the likeliest products identically, for half the work.
 SERVING_PER_SOURCE = 10
+BUY_AGAIN_KEPT = 20  # per customer: the most a `buyAgain(first:)` asks for
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class Scorer:
         self.bands = bands
         self._basket: MarketView | None = None
         self._basket_lock = asyncio.Lock()
+        self._cycles: tuple[datetime, ProductCycles] | None = None
+        self._cycles_lock = asyncio.Lock()
 
     def model(self, task: str) -> ServedModel:
         """The served model of ``task``, or :class:`ModelUnavailable` saying why there is none."""
@@ -177,6 +182,55 @@ class Scorer:
             return _ranked(shared, history, candidates, np.asarray(scores), model, as_of)
 
         return await asyncio.to_thread(rank)
+
+    async def buy_again(
+        self, conn: asyncpg.Connection, customer_ids: Sequence[int], as_of: datetime
+    ) -> dict[int, list[BuyAgainItem]]:
+        """Each customer's products bought before ``as_of`` that they will likely buy again,
+        best first (:mod:`ml.buy_again`: no trained model, so never unavailable). Customers not
+        yet created at ``as_of``, erased or objecting to profiling get nothing, as for
+        recommendations; a customer who bought nothing gets an empty list."""
+        import numpy as np
+
+        from ml.buy_again import repurchase_log, score
+
+        asked = np.unique(np.asarray(customer_ids, dtype=np.int64)).tolist()
+        modelled, _ = await fetch_matrix(conn, "customers_scored_as_of", (as_of, asked), 0)
+        cycles = await self.cycles(conn, as_of)
+        log = await repurchase_log(conn, as_of, modelled.tolist())
+
+        def rank() -> dict[int, list[BuyAgainItem]]:
+            scored = score(log, cycles)
+            found: dict[int, list[BuyAgainItem]] = {int(c): [] for c in modelled.tolist()}
+            for customer, rows in scored.top(BUY_AGAIN_KEPT).items():
+                found[customer] = [
+                    BuyAgainItem(
+                        product_id=p, score=s, orders=int(n), days_since_last=d, cycle_days=c,
+                        as_of=as_of,
+                    )
+                    for p, s, n, d, c in zip(
+                        log.product_ids[rows].tolist(), scored.scores[rows].tolist(),
+                        log.orders[rows].tolist(), log.days_since[rows].tolist(),
+                        scored.cycle_days[rows].tolist(), strict=True,
+                    )
+                ]  # fmt: skip
+            return found
+
+        return await asyncio.to_thread(rank)
+
+    async def cycles(self, conn: asyncpg.Connection, as_of: datetime) -> ProductCycles:
+        """Every product's repeat rate and repurchase cycle as of ``as_of``'s day (cached per
+        day, like :meth:`market`: they cover everyone's last year)."""
+        day = as_of.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        cached = self._cycles
+        if cached is not None and cached[0] == day:
+            return cached[1]
+        async with self._cycles_lock:
+            if self._cycles is None or self._cycles[0] != day:
+                from ml.buy_again import load_product_cycles
+
+                self._cycles = (day, await load_product_cycles(conn, day))
+            return self._cycles[1]
 
     async def market(self, conn: asyncpg.Connection, as_of: datetime) -> MarketView:
         """The catalogue and the item statistics as of ``as_of``'s day (cached per day: they

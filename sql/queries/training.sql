@@ -93,3 +93,46 @@ SELECT p.customer_id,
    AND p.customer_id = ANY ($4::bigint[])
  GROUP BY 1, 2
  ORDER BY 1, 2;
+
+-- name: repurchase_history
+-- Buy-again inputs (ml/buy_again.py): per customer of $3 (or everyone when NULL) and product
+-- bought in [$2, $1) (or ever before $1 when $2 is NULL), modelled customers only: orders
+-- containing the product, days since the latest and the first of them, and the orders
+-- weighted by exp(-age / $4 days) (recent orders count more).
+SELECT o.customer_id,
+       o.product_id::float8,
+       count(*)::float8 AS orders,
+       (extract(epoch FROM $1::timestamptz - max(o.purchased_at)) / 86400)::float8 AS days_since,
+       (extract(epoch FROM $1::timestamptz - min(o.purchased_at)) / 86400)::float8 AS days_first,
+       sum(exp(-extract(epoch FROM $1::timestamptz - o.purchased_at) / 86400 / $4::float8))::float8
+         AS recent_orders
+  FROM (SELECT DISTINCT p.customer_id, p.product_id, p.purchased_at
+          FROM purchases p
+         WHERE p.purchased_at < $1::timestamptz
+           AND ($2::timestamptz IS NULL OR p.purchased_at >= $2::timestamptz)
+           AND p.product_id IS NOT NULL
+           AND ($3::bigint[] IS NULL OR p.customer_id = ANY ($3::bigint[]))
+           AND p.customer_id IN (SELECT m.id FROM modelled_customers m)) o
+ GROUP BY o.customer_id, o.product_id;
+
+-- name: product_repurchase_cycles
+-- Per product bought in [$2, $1) by a modelled customer: its buyers, those who bought it in two
+-- orders or more, and the median over them of their mean days between two orders ('NaN' when
+-- nobody re-bought it). ml/buy_again.py's product_cycles over repurchase_history, in SQL, so
+-- that serving reads one row per product rather than one per (customer, product).
+SELECT b.product_id,
+       count(*)::float8 AS buyers,
+       count(*) FILTER (WHERE b.orders >= 2)::float8 AS repeaters,
+       coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY b.interval)
+                  FILTER (WHERE b.orders >= 2), 'NaN')::float8 AS median_interval
+  FROM (SELECT o.customer_id, o.product_id, count(*) AS orders,
+               extract(epoch FROM max(o.purchased_at) - min(o.purchased_at)) / 86400
+                 / greatest(count(*) - 1, 1) AS interval
+          FROM (SELECT DISTINCT p.customer_id, p.product_id, p.purchased_at
+                  FROM purchases p
+                 WHERE p.purchased_at < $1::timestamptz
+                   AND p.purchased_at >= $2::timestamptz
+                   AND p.product_id IS NOT NULL
+                   AND p.customer_id IN (SELECT m.id FROM modelled_customers m)) o
+         GROUP BY o.customer_id, o.product_id) b
+ GROUP BY b.product_id;

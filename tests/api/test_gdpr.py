@@ -102,7 +102,10 @@ async def test_export_holds_everything_about_the_person(client, db):
     # Current scores and their explanations: no model is trained here, and the export says so.
     current = document["currentScores"]
     assert current["churnRisk"]["unavailable"].startswith("no churn model is available")
-    assert set(current) == {"asOf", "churnRisk", "nextPurchase", "recommendations"}
+    assert set(current) == {"asOf", "churnRisk", "nextPurchase", "recommendations", "buyAgain"}
+    # Buy again needs no model: the one product bought, once, with its cycle.
+    (again,) = current["buyAgain"]
+    assert (again["sku"], again["orders"]) == (f"SKU-{marker}", 1)
     # The export itself is on the record.
     exported = await db.fetchval(
         "SELECT count(*) FROM audit_log WHERE operation = 'exportCustomerData'"

@@ -325,6 +325,7 @@ BASES: dict[str, Base] = {
     "Customer.churnRisk": Base({}, "probability", parent=CUSTOMER_1),
     "Customer.nextPurchase": Base({}, "probability30d", parent=CUSTOMER_1),
     "Customer.recommendations": Base({}, "score", parent=CUSTOMER_1),
+    "Customer.buyAgain": Base({}, "score", parent=CUSTOMER_1),
     "Customer.purchases": Base({"first": 5}, CONNECTION, parent=CUSTOMER_1),
     "Customer.interactions": Base({"first": 5}, CONNECTION, parent=CUSTOMER_1),
     "Mutation.upsertCustomer": Base(
