@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import numpy as np
 
-from ml.row_ranks import cell_keys, lookup, rank_rows
+from ml.row_ranks import cell_keys, lookup, rank_rows, sorted_unique
 from sql.matrix import fetch_matrix
 from sql.queries import query
 
@@ -291,7 +291,9 @@ def customer_chunks(
         catalogue.categories[basket.within_category > 0],
         minlength=len(catalogue.category_names),
     )
-    pairs = np.unique(cell_keys(user, catalogue.categories[item], len(catalogue.category_names)))
+    pairs = sorted_unique(
+        cell_keys(user, catalogue.categories[item], len(catalogue.category_names))
+    )
     cost = (
         3.0 * np.bincount(user, weights=co_purchases, minlength=users)
         + np.bincount(
@@ -417,7 +419,7 @@ def _chunk_candidates(
     wanted = basket.popularity_90d[columns] > 0
     rows, columns = rows[wanted], columns[wanted]
 
-    keys = np.unique(
+    keys = sorted_unique(
         np.concatenate(
             [
                 cooc.top(per_source),

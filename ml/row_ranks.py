@@ -87,6 +87,13 @@ def rank_rows(
     return RowRanks(n_rows, width, keys, values, ranks, excluded)
 
 
+def sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """The distinct ``keys``, ascending (a sort: quicker than ``np.unique``'s hashing on
+    millions of int64 keys)."""
+    keys = np.sort(keys)
+    return keys[np.r_[True, keys[1:] != keys[:-1]]] if len(keys) else keys
+
+
 def lookup(keys: np.ndarray, values: np.ndarray, asked: np.ndarray, default: float) -> np.ndarray:
     """``values`` at the ``asked`` keys (``keys`` ascending), ``default`` where absent."""
     out = np.full(len(asked), default, dtype=np.float64)

@@ -36,7 +36,7 @@ from ml.recommendations import (
     first_unbought,
     market_basket,
 )
-from ml.row_ranks import cell_keys, lookup
+from ml.row_ranks import cell_keys, lookup, sorted_unique
 from ml.training import boosting, plots
 from ml.training.datasets import buyers_before, sample_ids
 from ml.training.metrics import ranking_metrics
@@ -287,7 +287,7 @@ def baseline_lists(snapshot: UpsellSnapshot) -> dict[str, list[np.ndarray]]:
         cooc_keys, cooc_values = csr_keys(indicator @ basket.conditional)
         unbought = lookup(bought, np.ones(len(bought)), cooc_keys, 0.0) == 0
         cooc_keys, cooc_values = cooc_keys[unbought], cooc_values[unbought]
-        pool = np.union1d(cooc_keys, popular_keys)
+        pool = sorted_unique(np.concatenate([cooc_keys, popular_keys]))
         score = lookup(cooc_keys, cooc_values, pool, 0.0) + tie[pool % size]
         by_score = {
             "popularity": (popular_keys, basket.popularity_90d[first]),
