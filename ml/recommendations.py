@@ -13,7 +13,10 @@ Three sources propose products a customer has **not** bought before:
 Each source's top ``per_source`` products are merged into one candidate list per customer,
 described by :data:`CANDIDATE_FEATURES` for the LightGBM ranker. The statistics over all
 customers (:class:`MarketBasket`) and a customer's own history (:class:`History`) are read
-through named statements in ``sql/queries/training.sql``; the rest is matrix arithmetic.
+through named statements in ``sql/queries/training.sql``; the rest is sparse matrix
+arithmetic, a chunk of customers at a time (see :func:`build_candidates`): no array is
+(customer x product) or (product x product) dense, so memory stays bounded at any number of
+customers and products.
 """
 
 from __future__ import annotations
