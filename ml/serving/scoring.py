@@ -451,7 +451,8 @@ def _strongest_partner(
     firsts = np.cumsum(counts) - counts
     within = np.arange(counts.sum()) - np.repeat(firsts, counts)
     items = bought[np.repeat(indptr[rows[asked]], counts) + within]
-    shares = basket.conditional[items, np.repeat(positions[asked], counts)]
+    # One gather from the sparse matrix (a matrix row comes back: flatten it).
+    shares = np.asarray(basket.conditional[items, np.repeat(positions[asked], counts)]).ravel()
     best = np.maximum.reduceat(shares, firsts)
     # The first pair reaching its candidate's best share (ties: the first bought, as argmax).
     reaching = np.flatnonzero(shares == np.repeat(best, counts))

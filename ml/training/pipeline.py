@@ -264,8 +264,11 @@ async def _train_upsell(conn: asyncpg.Connection, plan: TrainingPlan, say: Progr
     catalogue = await load_catalogue(conn)
     if len(catalogue) < 2:
         raise InsufficientData("the catalogue holds fewer than two products: nothing to rank")
-    upsell_snapshots = []
-    for cutoff in [*plan.cutoffs, plan.evaluation_cutoff]:
+    # A training cutoff keeps only its compact ranking rows: its market statistics and
+    # candidates are let go before the next cutoff's are built.
+    training: list[upsell.RankingRows] = []
+    cutoffs = [*plan.cutoffs, plan.evaluation_cutoff]
+    for k, cutoff in enumerate(cutoffs):
         say(f"recommendation candidates as of {cutoff:%Y-%m-%d}")
         snapshot = await upsell.upsell_snapshot(
             conn,
@@ -281,12 +284,16 @@ async def _train_upsell(conn: asyncpg.Connection, plan: TrainingPlan, say: Progr
                 f"{cutoff:%Y-%m-%d}: nothing to learn or evaluate a ranking on; choose "
                 "another --as-of or a longer --horizon"
             )
-        upsell_snapshots.append(snapshot)
+        if k < len(cutoffs) - 1:
+            training.append(upsell.ranking_rows(snapshot))
+        else:
+            evaluation = snapshot
+        del snapshot
     say("training upsell")
-    trained = upsell.train(upsell_snapshots[:-1], upsell_snapshots[-1], seed=plan.seed)
+    trained = upsell.train(training, evaluation, seed=plan.seed)
     trained.data = {
         **plan.describe(),
-        "training": [s.describe() for s in upsell_snapshots[:-1]],
-        "evaluation": upsell_snapshots[-1].describe(),
+        "training": [rows.description for rows in training],
+        "evaluation": evaluation.describe(),
     }
     return trained

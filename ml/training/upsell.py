@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 import asyncpg
 import lightgbm as lgb
 import numpy as np
+from scipy import sparse
 
 from ml.recommendations import (
     CANDIDATE_FEATURES,
@@ -29,9 +30,13 @@ from ml.recommendations import (
     MarketBasket,
     build_candidates,
     candidate_definition_hash,
+    csr_keys,
+    customer_chunks,
     customer_history,
+    first_unbought,
     market_basket,
 )
+from ml.row_ranks import cell_keys, lookup, sorted_unique
 from ml.training import boosting, plots
 from ml.training.datasets import buyers_before, sample_ids
 from ml.training.metrics import ranking_metrics
@@ -73,6 +78,29 @@ class UpsellSnapshot:
             "candidate_hit_rate": round(float(self.labels.mean()), 5) if len(self.labels) else None,
             "customers_buying_new": sum(1 for s in self.bought_new if s),
         }
+
+
+@dataclass(frozen=True, eq=False)
+class RankingRows:
+    """A training cutoff's rows, compact: the candidates of the customers who bought one of
+    theirs (the only informative ranking groups), as float32 / int32 arrays."""
+
+    matrix: np.ndarray  # float32, columns CANDIDATE_FEATURES
+    labels: np.ndarray  # float32
+    groups: np.ndarray  # int32: rows per customer, in row order
+    description: dict[str, object]
+
+
+def ranking_rows(snapshot: UpsellSnapshot) -> RankingRows:
+    """The rows ``snapshot`` contributes to training; the snapshot itself (market statistics,
+    histories, every candidate) can then be let go."""
+    keep = _groups_with_a_purchase(snapshot.candidates, snapshot.labels)
+    return RankingRows(
+        matrix=np.ascontiguousarray(snapshot.candidates.matrix[keep.rows], dtype=np.float32),
+        labels=snapshot.labels[keep.rows].astype(np.float32),
+        groups=keep.groups.astype(np.int32),
+        description=snapshot.describe(),
+    )
 
 
 async def upsell_snapshot(
@@ -124,15 +152,13 @@ async def upsell_snapshot(
     )
 
 
-def train(training: list[UpsellSnapshot], evaluation: UpsellSnapshot, *, seed: int) -> TrainedTask:
-    """Fit the ranker on the training cutoffs, compare it with the baselines on the evaluation
-    one, refit it on all of them."""
-    inputs, labels, groups = [], [], []
-    for snapshot in [*training, evaluation]:
-        keep = _groups_with_a_purchase(snapshot.candidates, snapshot.labels)
-        inputs.append(snapshot.candidates.matrix[keep.rows])
-        labels.append(snapshot.labels[keep.rows])
-        groups.append(keep.groups)
+def train(training: list[RankingRows], evaluation: UpsellSnapshot, *, seed: int) -> TrainedTask:
+    """Fit the ranker on the training cutoffs' rows, compare it with the baselines on the
+    evaluation cutoff, refit it on all of them."""
+    rows = [*training, ranking_rows(evaluation)]
+    inputs = [r.matrix for r in rows]
+    labels = [r.labels for r in rows]
+    groups = [r.groups for r in rows]
     booster = boosting.fit(
         PARAMS,
         inputs[:-1],
@@ -229,25 +255,75 @@ def ranked_lists(snapshot: UpsellSnapshot, scores: np.ndarray) -> list[np.ndarra
 
 
 def baseline_lists(snapshot: UpsellSnapshot) -> dict[str, list[np.ndarray]]:
-    """Top-``TOP`` lists of popularity, co-occurrence and own most-bought, per customer."""
-    catalogue, basket = snapshot.catalogue, snapshot.basket
-    orders = snapshot.history.orders.toarray()
-    recency = snapshot.history.recency.toarray()
-    bought = orders > 0
+    """Top-``TOP`` lists of popularity, co-occurrence and own most-bought, per customer.
+
+    Worked out a chunk of customers at a time from sparse rows, the lists a dense
+    (customer x product) sort would give: best score first, ties in catalogue order, and
+    (when fewer than ``TOP`` products are left unbought) the bought ones after, in
+    catalogue order."""
+    catalogue, basket, history = snapshot.catalogue, snapshot.basket, snapshot.history
+    size = len(catalogue)
+    everyone = np.argsort(-basket.popularity_90d, kind="stable")
     tie = basket.popularity_90d * 1e-6  # ties go to the more popular product
-    scores = {
-        "popularity": np.broadcast_to(basket.popularity_90d, orders.shape),
-        "co_occurrence": bought.astype(float) @ basket.conditional + tie,
-    }
-    lists: dict[str, list[np.ndarray]] = {}
-    for name, score in scores.items():
-        masked = np.where(bought, -np.inf, score)
-        top = np.argsort(-masked, axis=1, kind="stable")[:, :TOP]
-        lists[name] = list(catalogue.product_ids[top])
-    # Most orders first, then the most recently bought.
-    own = np.where(bought, orders - 1e-6 * recency, -np.inf)
-    top = np.argsort(-own, axis=1, kind="stable")[:, :TOP]
-    lists["own_most_bought"] = [
-        catalogue.product_ids[row[bought[u, row]]] for u, row in enumerate(top)
-    ]
+    lists: dict[str, list[np.ndarray]] = {
+        "popularity": [], "co_occurrence": [], "own_most_bought": []
+    }  # fmt: skip
+    spans = customer_chunks(catalogue, basket, history, per_source=TOP)
+    if not spans:
+        empty = catalogue.product_ids[:0]
+        return {name: [empty for _ in history.customer_ids] for name in lists}
+    for span in spans:
+        orders = history.orders[span].tocsr()
+        users = orders.shape[0]
+        bought, counts = csr_keys(orders)
+        bought, counts = bought[counts > 0], counts[counts > 0]
+        recency = lookup(*csr_keys(history.recency[span].tocsr()), bought, np.nan)
+        rows, first = first_unbought(everyone, bought, users, TOP)
+        popular_keys = cell_keys(rows, first, size)
+        # Co-occurrence: the best unbought products are among the ones co-bought with the
+        # customer's and their first TOP unbought by popularity (the rest score the tie only).
+        buyer, product = bought // size, bought % size
+        indicator = sparse.csr_matrix((np.ones(len(bought)), (buyer, product)), shape=(users, size))
+        cooc_keys, cooc_values = csr_keys(indicator @ basket.conditional)
+        unbought = lookup(bought, np.ones(len(bought)), cooc_keys, 0.0) == 0
+        cooc_keys, cooc_values = cooc_keys[unbought], cooc_values[unbought]
+        pool = sorted_unique(np.concatenate([cooc_keys, popular_keys]))
+        score = lookup(cooc_keys, cooc_values, pool, 0.0) + tie[pool % size]
+        by_score = {
+            "popularity": (popular_keys, basket.popularity_90d[first]),
+            "co_occurrence": (pool, score),
+            # Most orders first, then the most recently bought.
+            "own_most_bought": (bought, counts - 1e-6 * recency),
+        }
+        for name, (keys, values) in by_score.items():
+            tops = _top_per_row(keys, values, users, size)
+            if name != "own_most_bought":
+                tops = _bought_last(tops, bought, size)
+            lists[name].extend(catalogue.product_ids[top] for top in tops)
     return lists
+
+
+def _top_per_row(keys: np.ndarray, values: np.ndarray, users: int, size: int) -> list[np.ndarray]:
+    """Each row's ``TOP`` best cells' positions: highest value first, ties by position."""
+    rows = keys // size
+    order = np.lexsort((keys, -values, rows))
+    rows = rows[order]
+    first = np.searchsorted(rows, np.arange(users))
+    rank = np.arange(len(rows)) - first[rows]
+    kept = order[rank < TOP]
+    positions = keys[kept] % size
+    bounds = np.searchsorted(keys[kept] // size, np.arange(users + 1))
+    return [positions[bounds[u] : bounds[u + 1]] for u in range(users)]
+
+
+def _bought_last(tops: list[np.ndarray], bought: np.ndarray, size: int) -> list[np.ndarray]:
+    """Lists shorter than ``TOP`` (too few products left unbought) ended with the bought
+    products in catalogue order, as a dense sort with bought scores of -inf would."""
+    short = [u for u, top in enumerate(tops) if len(top) < TOP]
+    if not short:
+        return tops
+    rows = bought // size
+    for u in short:
+        mine = bought[np.searchsorted(rows, u) : np.searchsorted(rows, u, side="right")] % size
+        tops[u] = np.concatenate([tops[u], mine[: TOP - len(tops[u])]])
+    return tops
