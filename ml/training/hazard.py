@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 import lightgbm as lgb
@@ -356,18 +357,11 @@ def churn_task(fit: HazardFit, customer_base: dict[str, BaselineFit]) -> Trained
         heads={"hazard": fit.served["hazard"]},
         evaluated_heads={"hazard": fit.judged["hazard"]},
         calibrations={"hazard": fit.calibration.calibration},
-        baseline_status={n: f.status for n, f in customer_base.items() if not f.converged},
-        horizon_days=fit.plan.horizon_days,
-        feature_names=NAMES,
-        feature_hash=feature_definition_hash(),
         comparison=comparison,
         primary_metric="roc_auc",
-        greater_is_better=True,
         score=score,
-        input_example=with_step(x[:5], 0),
-        data=fit.data,
         params=PARAMS["hazard"],
-        tags=fit.tags(),
+        **_shared(fit, customer_base),
         percentiles={"churn": TrainedTask.percentiles_of(served.p_none)},
         figures=_figures(fit, "Churn", {"churn": (y, fit.raw_outlook.p_none, probabilities)}),
     )
@@ -404,23 +398,30 @@ def next_purchase_task(fit: HazardFit, customer_base: dict[str, BaselineFit]) ->
         heads={"hazard": fit.served["hazard"], "rate": fit.served["rate"]},
         evaluated_heads={"hazard": fit.judged["hazard"], "rate": fit.judged["rate"]},
         calibrations=fit.maps,
-        baseline_status={n: f.status for n, f in customer_base.items() if not f.converged},
-        horizon_days=fit.plan.horizon_days,
-        feature_names=NAMES,
-        feature_hash=feature_definition_hash(),
         comparison=comparison,
         primary_metric="p30_roc_auc",
-        greater_is_better=True,
         score=score,
-        input_example=with_step(x[:5], 0),
-        data=fit.data,
         params=PARAMS,
-        tags=fit.tags(),
+        **_shared(fit, customer_base),
         percentiles={"p30": TrainedTask.percentiles_of(served.p30)},
         figures=_figures(
             fit, "Order within 30 days", {"p30": (bought_30d, fit.raw_outlook.p30, p30)}
         ),
     )
+
+
+def _shared(fit: HazardFit, customer_base: dict[str, BaselineFit]) -> dict[str, Any]:
+    """What the churn and next-purchase tasks of one fit record alike."""
+    return {
+        "baseline_status": {n: f.status for n, f in customer_base.items() if not f.converged},
+        "horizon_days": fit.plan.horizon_days,
+        "feature_names": NAMES,
+        "feature_hash": feature_definition_hash(),
+        "greater_is_better": True,
+        "input_example": with_step(fit.evaluation.features.matrix[:5], 0),
+        "data": fit.data,
+        "tags": fit.tags(),
+    }
 
 
 def _figures(
