@@ -8,7 +8,11 @@ Three sources propose products a customer has **not** bought before:
 * co-purchase: products bought by the customers who bought what this customer bought, in the
   year before the as-of time (``P(product | item)`` summed over the customer's items);
 * category affinity: popular products of the categories the customer buys most;
-* popularity: what most customers bought in the last 90 days.
+* popularity: what most customers bought in the last 90 days;
+* collaborative (implicit ALS, :mod:`ml.factors`): product factors fitted on everyone's
+  orders of the year before the as-of time, a customer's factors solved from their own history
+  (so the score needs no stored per-customer state); the product factors are market statistics
+  like the co-purchase shares, recomputed from the market before each as-of time.
 
 Each source's top ``per_source`` products are merged into one candidate list per customer,
 described by :data:`CANDIDATE_FEATURES` for the LightGBM ranker. The statistics over all
@@ -31,6 +35,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import numpy as np
 
+from ml import factors
 from ml.row_ranks import cell_keys, lookup, rank_rows, sorted_unique
 from sql.matrix import fetch_matrix
 from sql.queries import query
@@ -59,6 +64,8 @@ CANDIDATE_FEATURES: tuple[str, ...] = (
     "rank_cooc",
     "rank_category",
     "rank_popularity",
+    "als_score",
+    "rank_als",
 )
 
 _RECENT_DAYS = 90.0
@@ -70,7 +77,11 @@ _CELLS = 4_000_000
 
 # Bump whenever the arithmetic below changes what a candidate or one of its features means
 # (a test pins the candidates of a fixed history, so such a change cannot pass unnoticed).
-CANDIDATE_DEFINITION_VERSION = 1
+CANDIDATE_DEFINITION_VERSION = 2
+# A candidate's rank by ALS score is counted among the customer's first ALS_RANKED unbought
+# products (a partial sort of each row, linear in the catalogue); beyond them it reads
+# ALS_RANKED + 1.
+ALS_RANKED = 100
 
 
 def candidate_definition_hash() -> str:
@@ -127,6 +138,7 @@ class MarketBasket:
     popularity_90d: np.ndarray  # share of the year's buyers who bought p in the last 90 days
     popularity_365d: np.ndarray  # share of the year's buyers who bought p in the year
     within_category: np.ndarray  # p's share of its category's buyers in the year
+    item_factors: np.ndarray  # products x factors.FACTORS: implicit ALS on the year's orders
 
 
 async def market_basket(
@@ -141,7 +153,14 @@ async def market_basket(
 
     if len(customers) == 0:
         zeros = np.zeros(size)
-        return MarketBasket(as_of, sparse.csr_matrix((size, size)), zeros, zeros, zeros)
+        return MarketBasket(
+            as_of,
+            sparse.csr_matrix((size, size)),
+            zeros,
+            zeros,
+            zeros,
+            np.zeros((size, factors.FACTORS)),
+        )
     _, user = np.unique(customers, return_inverse=True)
     item = catalogue.positions(rows[:, 0].astype(np.int64))
     bought = sparse.csr_matrix(
@@ -164,6 +183,10 @@ async def market_basket(
     )
     conditional.sort_indices()
     del together, diagonal, pairs
+    # The year's orders per (customer, product): ALS confidence grows with them.
+    orders = sparse.csr_matrix((rows[:, 1], (user, item)), shape=bought.shape)
+    item_factors = factors.fit_item_factors(orders, cells=_CELLS)
+    del orders
     recent = rows[:, 2] < _RECENT_DAYS
     recent_buyers = np.bincount(item[recent], minlength=size).astype(float)
     category_buyers = np.bincount(catalogue.categories, weights=buyers, minlength=size)
@@ -176,6 +199,7 @@ async def market_basket(
         popularity_90d=recent_buyers / everyone,
         popularity_365d=buyers / everyone,
         within_category=within,
+        item_factors=item_factors,
     )
 
 
@@ -257,7 +281,7 @@ def build_candidates(
     (see :func:`customer_chunks`), so memory depends on neither the number of customers nor
     the size of the catalogue; a customer's candidates do not depend on the chunking."""
     parts = [
-        _chunk_candidates(catalogue, basket, history, span, per_source)
+        _chunk_candidates(catalogue, basket, history, span, per_source, cells)
         for span in customer_chunks(catalogue, basket, history, per_source=per_source, cells=cells)
     ]
     if not parts:
@@ -350,6 +374,7 @@ def _chunk_candidates(
     history: History,
     span: slice,
     per_source: int,
+    cells: int = _CELLS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Candidates of the customers in ``span``. Every score is sparse (a customer's row of a
     source holds only its positive cells); ranks count the zero cells instead of sorting
@@ -422,12 +447,22 @@ def _chunk_candidates(
     wanted = basket.popularity_90d[columns] > 0
     rows, columns = rows[wanted], columns[wanted]
 
+    # Collaborative: each customer's factors solved from their own orders, then their best
+    # unbought products by factor score (a block of customers x products at a time).
+    user_factors = factors.solve_rows(
+        factors.confidence(sparse.csr_matrix((counts, (buyer, product)), shape=(users, size))),
+        basket.item_factors,
+        cells=cells,
+    )
+    als_keys, als_ranks = _als_ranked(user_factors, basket.item_factors, bought, cells)
+
     keys = sorted_unique(
         np.concatenate(
             [
                 cooc.top(per_source),
                 affinity.top(per_source),
                 cell_keys(rows, columns, size),
+                als_keys[als_ranks <= per_source],
             ]
         )
     )
@@ -481,6 +516,8 @@ def _chunk_candidates(
             "rank_cooc": cooc.rank(user, item),
             "rank_category": affinity.rank(user, item),
             "rank_popularity": popularity_rank(),
+            "als_score": np.einsum("ij,ij->i", user_factors[user], basket.item_factors[item]),
+            "rank_als": lookup(als_keys, als_ranks, keys, ALS_RANKED + 1.0),
         }
     # float32: half the memory of the training rows; ranks and counts stay exact.
     matrix = np.empty((len(keys), len(CANDIDATE_FEATURES)), dtype=np.float32)
@@ -488,3 +525,35 @@ def _chunk_candidates(
         matrix[:, j] = columns_by_name[name]
     matrix[~np.isfinite(matrix)] = np.nan
     return history.customer_ids[span][user], catalogue.product_ids[item], matrix
+
+
+def _als_ranked(
+    user_factors: np.ndarray, item_factors: np.ndarray, bought: np.ndarray, cells: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(keys ascending, 1-based ranks) of each row's first :data:`ALS_RANKED` unbought
+    products by ALS score (positive scores only; ties in catalogue order). Rows are scored a
+    block at a time, a block holding about ``cells`` (customer, product) scores."""
+    users, size = len(user_factors), len(item_factors)
+    n = min(ALS_RANKED, size)
+    if not users or not n:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    block = max(cells // size, 1)
+    keys, ranks = [], []
+    for a in range(0, users, block):
+        b = min(a + block, users)
+        scores = user_factors[a:b] @ item_factors.T
+        lo, hi = np.searchsorted(bought, [a * np.int64(size), b * np.int64(size)])
+        scores.ravel()[bought[lo:hi] - a * np.int64(size)] = -np.inf
+        scores[~(scores > 0)] = -np.inf
+        top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+        picked = np.take_along_axis(scores, top, axis=1)
+        order = np.lexsort((top, -picked), axis=1)
+        top = np.take_along_axis(top, order, axis=1)
+        picked = np.take_along_axis(picked, order, axis=1)
+        ok = np.isfinite(picked)
+        row = np.broadcast_to(np.arange(a, b)[:, None], top.shape)
+        keys.append(cell_keys(row[ok], top[ok], size))
+        ranks.append(np.broadcast_to(np.arange(1, n + 1), top.shape)[ok])
+    all_keys, all_ranks = np.concatenate(keys), np.concatenate(ranks)
+    order = np.argsort(all_keys)
+    return all_keys[order], all_ranks[order]

@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 from scipy import sparse
 
+from ml import factors
+from ml.buy_again import _als_step
 from ml.recommendations import (
+    ALS_RANKED,
     CANDIDATE_FEATURES,
     Catalogue,
     History,
@@ -40,6 +43,7 @@ def _market(rng: np.random.Generator) -> tuple[Catalogue, MarketBasket, History]
         popularity_90d=popularity,
         popularity_365d=popularity + 0.1,
         within_category=rng.choice([0.1, 0.2, 0.4], SIZE),
+        item_factors=np.zeros((SIZE, factors.FACTORS)),
     )
     bought = rng.random((USERS, SIZE)) < 0.08
     orders = np.where(bought, rng.integers(1, 4, (USERS, SIZE)), 0).astype(float)
@@ -49,6 +53,10 @@ def _market(rng: np.random.Generator) -> tuple[Catalogue, MarketBasket, History]
         orders=sparse.csr_matrix(orders),
         recency=sparse.csr_matrix(recency),
     )
+    # Product factors of either sign: a customer's ALS scores are positive and negative.
+    item_factors = rng.normal(size=(SIZE, factors.FACTORS))
+    item_factors[rng.random(SIZE) < 0.1] = 0.0  # nobody bought them: no factors
+    basket = MarketBasket(**{**basket.__dict__, "item_factors": item_factors})
     return catalogue, basket, history
 
 
@@ -113,6 +121,7 @@ def test_an_empty_catalogue_proposes_nothing_rather_than_failing():
     basket = MarketBasket(
         as_of=datetime(2026, 1, 1, tzinfo=UTC), conditional=sparse.csr_matrix((0, 0)),
         popularity_90d=np.zeros(0), popularity_365d=np.zeros(0), within_category=np.zeros(0),
+        item_factors=np.zeros((0, factors.FACTORS)),
     )  # fmt: skip
     history = History(
         customer_ids=np.array([7, 8], dtype=np.int64),
@@ -190,6 +199,17 @@ def _dense_chunk(
     rank[:, everyone] = np.cumsum(~bought[:, everyone], axis=1)
     selected |= (rank <= per_source) & ~bought & (popularity > 0)
     ranks.append(rank)
+    # ALS: each customer's factors solved row by row (the unchunked reference solve).
+    user_factors = _als_step(
+        factors.confidence(sparse.csr_matrix(orders)), basket.item_factors, factors.REGULARIZATION
+    )
+    als = user_factors @ basket.item_factors.T
+    masked = np.where(bought, -np.inf, als)
+    order = np.argsort(-masked, axis=1, kind="stable")
+    als_rank = np.empty((users, size))
+    np.put_along_axis(als_rank, order, positions, axis=1)
+    als_rank = np.where((masked > 0) & (als_rank <= ALS_RANKED), als_rank, ALS_RANKED + 1.0)
+    selected |= (als_rank <= per_source) & ~bought
     selected &= ~bought
     user, item = np.nonzero(selected)
 
@@ -229,6 +249,8 @@ def _dense_chunk(
             "rank_cooc": ranks[0][user, item],
             "rank_category": ranks[1][user, item],
             "rank_popularity": ranks[2][user, item],
+            "als_score": als[user, item],
+            "rank_als": als_rank[user, item],
         }
     matrix = np.column_stack([columns[name] for name in CANDIDATE_FEATURES])
     matrix[~np.isfinite(matrix)] = np.nan
