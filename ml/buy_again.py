@@ -166,6 +166,8 @@ class BuyAgainScores:
         """Each customer's ``n`` best rows (indices into the log), best first; ties go to the
         more recently bought product."""
         log = self.log
+        if len(log) == 0:  # nobody asked has bought anything
+            return {}
         order = np.lexsort((log.days_since, -self.scores, log.customer_ids))
         customers = log.customer_ids[order]
         starts = np.flatnonzero(np.r_[True, customers[1:] != customers[:-1]])

@@ -92,6 +92,9 @@ def test_top_lists_per_customer_best_first_ties_to_the_more_recent():
     scored = buy_again.BuyAgainScores(mine, np.array([1.0, 1.0, 2.0]), np.ones(3), np.zeros(3))
     assert {c: rows.tolist() for c, rows in scored.top(5).items()} == {1: [1, 0], 2: [2]}
     assert len(score(mine, cycles).top(1)[1]) == 1
+    # Nobody asked has bought anything (an export of a customer without purchases).
+    empty = RepurchaseLog.from_rows(AS_OF, np.empty(0, np.int64), np.empty((0, 5)))
+    assert score(empty, cycles).top(5) == {}
 
 
 def test_baselines_rank_as_they_say():
