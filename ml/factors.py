@@ -12,6 +12,7 @@ cell budget: no (customer x product) array, and at most one (cells x k x k) bloc
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -60,18 +61,8 @@ def _conjugate_gradient(
     k = fixed.shape[1]
     gram = fixed.T @ fixed + REGULARIZATION * np.eye(k)
     solved = np.zeros_like(start)
-    indptr = weights.indptr
-    per_row = np.diff(indptr)
-    chunk = (np.cumsum(per_row) - per_row) // max(cells // k, 1)
-    bounds = np.flatnonzero(np.r_[True, chunk[1:] != chunk[:-1], True])
-    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
-        filled = np.flatnonzero(per_row[a:b]) + a
-        if not len(filled):
-            continue
-        lo, hi = indptr[a], indptr[b]
-        y = fixed[weights.indices[lo:hi]]
-        c = weights.data[lo:hi]
-        starts = indptr[filled] - lo
+    per_row = np.diff(weights.indptr)
+    for filled, y, c, starts in _row_chunks(weights, fixed, max(cells // k, 1)):
         owner = np.repeat(np.arange(len(filled)), per_row[filled])
 
         def times(x: np.ndarray) -> np.ndarray:
@@ -106,10 +97,21 @@ def solve_rows(weights: sparse.csr_matrix, fixed: np.ndarray, *, cells: int) -> 
     k = fixed.shape[1]
     gram = fixed.T @ fixed + REGULARIZATION * np.eye(k)
     solved = np.zeros((weights.shape[0], k))
+    for filled, y, c, starts in _row_chunks(weights, fixed, max(cells // (k * k), 1)):
+        lhs = np.add.reduceat(np.einsum("ni,nj->nij", y * c[:, None], y), starts) + gram
+        rhs = np.add.reduceat(y * (1.0 + c)[:, None], starts)
+        solved[filled] = np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0]
+    return solved
+
+
+def _row_chunks(
+    weights: sparse.csr_matrix, fixed: np.ndarray, budget: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Chunks of consecutive rows holding about ``budget`` stored cells (at least one row):
+    the rows with a cell, the fixed side's factors and the weight of each of their cells,
+    and where each row's cells start."""
     indptr = weights.indptr
     per_row = np.diff(indptr)
-    budget = max(cells // (k * k), 1)
-    # Chunks of consecutive rows holding about ``budget`` stored cells (at least one row).
     chunk = (np.cumsum(per_row) - per_row) // budget
     bounds = np.flatnonzero(np.r_[True, chunk[1:] != chunk[:-1], True])
     for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
@@ -117,13 +119,7 @@ def solve_rows(weights: sparse.csr_matrix, fixed: np.ndarray, *, cells: int) -> 
         if not len(filled):
             continue
         lo, hi = indptr[a], indptr[b]
-        y = fixed[weights.indices[lo:hi]]
-        c = weights.data[lo:hi]
-        starts = indptr[filled] - lo
-        lhs = np.add.reduceat(np.einsum("ni,nj->nij", y * c[:, None], y), starts) + gram
-        rhs = np.add.reduceat(y * (1.0 + c)[:, None], starts)
-        solved[filled] = np.linalg.solve(lhs, rhs[:, :, None])[:, :, 0]
-    return solved
+        yield filled, fixed[weights.indices[lo:hi]], weights.data[lo:hi], indptr[filled] - lo
 
 
 def _system_times(
